@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #da3559d7
 from __future__ import annotations
-import io, json
+import io, json, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -15,9 +15,11 @@ import torch
 from PIL import Image, ImageOps
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'MASK_SUFFIXES', 'KINDS', 'DataError', 'load_image', 'load_mask', 'Pair', 'pair_folder', 'read_pairs',
-           'write_pairs', 'edge_width_for', 'edge_band', 'bsds_items', 'bsds_segmentation', 'pick_region', 'splice',
-           'copy_move', 'removal', 'post_process', 'synthesize_sample', 'write_synthetic', 'IMLDataset']
+__all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MASK_SUFFIXES', 'KINDS', 'MISMATCH_POLICIES', 'DataError', 'image_size', 'load_image',
+           'load_mask', 'Pair', 'pair_folder', 'read_pairs', 'write_pairs', 'edge_width_for', 'edge_band', 'bsds_items',
+           'bsds_segmentation', 'pick_region', 'feather', 'match_colour', 'splice', 'copy_move', 'removal',
+           'post_process', 'synthesize_sample', 'write_synthetic', 'align_mask', 'Augment', 'IMLDataset',
+           'loader_throughput']
 
 # %% ../nbs/00_data.ipynb #b9687139
 class DataError(ValueError):
@@ -28,43 +30,69 @@ class DataError(ValueError):
 
 # %% ../nbs/00_data.ipynb #4124fe2e
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
+MAX_PIXELS = 250_000_000   # larger images are refused (decompression-bomb guard); 4000x3000 is 12 M
 
-def _open(path) -> Image.Image:
-    "Open `path` with PIL, fully decoded and orientation applied, or raise `DataError`."
+def _header(path, max_pixels=MAX_PIXELS) -> Image.Image:
+    "Open `path` lazily (header only), refusing missing files, non-images and images over `max_pixels`."
     path = Path(path)
     if not path.is_file(): raise DataError(path, 'no such file')
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return ImageOps.exif_transpose(im)
+    if path.stat().st_size == 0: raise DataError(path, 'empty file')
+    try: im = Image.open(path)
     except Image.DecompressionBombError as e: raise DataError(path, f'image too large ({e})') from None
     except (OSError, SyntaxError, ValueError) as e: raise DataError(path, f'not a readable image ({e})') from None
+    if im.width * im.height > max_pixels:
+        im.close(); raise DataError(path, f'{im.width}x{im.height} pixels exceeds the limit of {max_pixels} (decompression-bomb guard)')
+    return im
 
+def _decode(path, im: Image.Image) -> Image.Image:
+    "Fully decode `im` and apply its EXIF orientation, or raise `DataError` naming `path`."
+    try:
+        with im:
+            im.load()
+            return ImageOps.exif_transpose(im)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise DataError(path, f'corrupt or truncated image ({e})') from None
+
+def image_size(path) -> tuple[int, int]:
+    "(height, width) of the image at `path` as displayed (EXIF orientation applied), from its header alone."
+    with _header(path) as im:
+        w, h = im.size
+        return (w, h) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
+
+# %% ../nbs/00_data.ipynb #e9c23368
 def _to_uint8(im: Image.Image) -> np.ndarray:
-    "Pixel values of `im` as uint8, scaling 16-bit and float modes to 0..255."
-    if im.mode in ('I;16', 'I;16B', 'I;16L', 'I'):
+    "Pixel values of `im` as uint8, scaling 16-bit, 32-bit and float modes to 0..255."
+    if im.mode == '1': return np.asarray(im.convert('L'))
+    if im.mode.startswith('I;16'): return (np.asarray(im, dtype=np.float64) / 65535 * 255 + 0.5).astype(np.uint8)
+    if im.mode == 'I':
         a = np.asarray(im, dtype=np.float64)
         return np.clip(a / (65535 if a.max() > 255 else 255) * 255 + 0.5, 0, 255).astype(np.uint8)
-    if im.mode == 'F': return np.clip(np.asarray(im) * (255 if np.asarray(im).max() <= 1 else 1), 0, 255).astype(np.uint8)
+    if im.mode == 'F':
+        a = np.asarray(im, dtype=np.float64)
+        return np.clip(a * (255 if a.max() <= 1 else 1) + 0.5, 0, 255).astype(np.uint8)
     return np.asarray(im)
 
-# %% ../nbs/00_data.ipynb #191b5256
-def load_image(path) -> np.ndarray:
-    "Read an image file as an RGB uint8 array (H, W, 3)."
-    im = _open(path)
-    if im.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'): return np.repeat(_to_uint8(im)[..., None], 3, axis=2)
-    if im.mode in ('RGBA', 'LA', 'P', 'PA'): im = im.convert('RGBA').convert('RGB')
+# %% ../nbs/00_data.ipynb #655c0ae6
+def load_image(path, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    "Read an image file as an RGB uint8 array (H, W, 3); JPEGs larger than needed decode at a reduced scale."
+    im = _header(path, max_pixels)
+    if max_side and im.format == 'JPEG': im.draft('RGB', (max_side, max_side))   # decode at 1/2, 1/4 or 1/8 scale
+    im = _decode(path, im)
+    if im.mode in ('1', 'I;16', 'I;16B', 'I;16L', 'I', 'F'): return np.repeat(_to_uint8(im)[..., None], 3, axis=2)
+    if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
+        im = im.convert('RGBA'); bg = Image.new('RGBA', im.size, (0, 0, 0, 255)); im = Image.alpha_composite(bg, im)
     return np.ascontiguousarray(np.asarray(im.convert('RGB')))
 
 def load_mask(path, invert: bool = False, threshold: int = 127) -> np.ndarray:
     "Read a ground-truth mask as a boolean array (H, W); True = manipulated."
-    im = _open(path)
+    im = _decode(path, _header(path))
+    if im.mode in ('P', 'PA', 'LA', 'RGBA', 'CMYK', 'YCbCr'): im = im.convert('RGB')
     a = _to_uint8(im)
-    if a.ndim == 3: a = a[..., :3].max(axis=2) if a.shape[2] >= 3 else a[..., 0]
+    if a.ndim == 3: a = a[..., :3].max(axis=2)
     m = a > threshold
     return ~m if invert else m
 
-# %% ../nbs/00_data.ipynb #692f7cea
+# %% ../nbs/00_data.ipynb #04a0bccd
 @dataclass(frozen=True)
 class Pair:
     "One sample: an image file and its mask file (None: authentic, all-zero mask)."
@@ -87,12 +115,14 @@ def pair_folder(root, strict: bool = True) -> list[Pair]:
         (pairs.append(Pair(p, m)) if m else unpaired.append(p.name))
     if unpaired:
         msg = f"{len(unpaired)} image(s) in Tp/ without a mask in Gt/: {', '.join(unpaired[:5])}"
-        if strict: raise DataError(root, msg)
-        import warnings; warnings.warn(f'{root}: {msg}; skipped')
+        if strict: raise DataError(root, msg + ' (strict=False skips them)')
+        warnings.warn(f'{root}: {msg}; skipped')
+    orphans = sorted(set(masks.values()) - {p.mask for p in pairs})
+    if orphans: warnings.warn(f"{gt}: {len(orphans)} mask(s) match no image in Tp/: {', '.join(p.name for p in orphans[:5])}")
     if not pairs: raise DataError(root, 'no image/mask pairs found')
     return pairs
 
-# %% ../nbs/00_data.ipynb #9092c8af
+# %% ../nbs/00_data.ipynb #150c675b
 def read_pairs(path) -> list[Pair]:
     "Read a dataset given as a `Tp/`+`Gt/` folder or a JSON list of `[image, mask]` pairs."
     path = Path(path)
@@ -116,21 +146,18 @@ def write_pairs(pairs, path) -> Path:
     path.write_text(json.dumps([[rel(p.image), rel(p.mask) if p.mask else 'Negative'] for p in pairs], indent=1))
     return path
 
-# %% ../nbs/00_data.ipynb #04a0bccd
+# %% ../nbs/00_data.ipynb #5d627347
 def edge_width_for(size: int, width_at_512: int = 7) -> int:
     "Edge band width at resolution `size`, scaled from `width_at_512`; at least 1 px."
     return max(1, round(width_at_512 * size / 512))
 
 def edge_band(mask: np.ndarray, width: int = 7) -> np.ndarray:
     "Boolean band of about `width` px around the boundary of boolean `mask` (dilation minus erosion)."
-    mask = np.asarray(mask, bool)
-    r = max(1, width // 2)
-    st = ndi.generate_binary_structure(2, 2)
-    dil = ndi.binary_dilation(mask, st, iterations=r)
-    ero = ndi.binary_erosion(mask, st, iterations=r, border_value=1)
-    return dil & ~ero
+    mask = np.asarray(mask, np.uint8)
+    k = np.ones((2 * max(1, width // 2) + 1,) * 2, np.uint8)   # square structuring element of radius width // 2
+    return cv2.dilate(mask, k).astype(bool) & ~cv2.erode(mask, k, borderType=cv2.BORDER_REPLICATE).astype(bool)
 
-# %% ../nbs/00_data.ipynb #9f9bfefc
+# %% ../nbs/00_data.ipynb #6c738d58
 def bsds_items(root, split: str) -> list[tuple[Path, Path]]:
     "(photograph, groundTruth .mat) pairs of BSDS500 `split` under `root`."
     root = Path(root)
@@ -147,32 +174,48 @@ def bsds_segmentation(mat, annotation: int = 0) -> np.ndarray:
     except Exception as e: raise DataError(mat, f'not a BSDS500 groundTruth file ({e})') from None
     return gts[0, annotation % gts.shape[1]]['Segmentation'][0, 0].astype(np.int32)
 
-# %% ../nbs/00_data.ipynb #cd97518c
-def pick_region(seg: np.ndarray, rng: np.random.Generator, min_area=0.01, max_area=0.4) -> np.ndarray:
-    "Boolean mask of a random segment of label map `seg` with area fraction in [min_area, max_area] (closest if none)."
+# %% ../nbs/00_data.ipynb #ac65ebca
+def _neighbours(seg: np.ndarray) -> dict:
+    "Adjacency of the labels of `seg` (4-connectivity)."
+    nb = {}
+    for a, b in ((seg[:, :-1], seg[:, 1:]), (seg[:-1], seg[1:])):
+        d = a != b
+        for x, y in set(zip(a[d].tolist(), b[d].tolist())): nb.setdefault(x, set()).add(y); nb.setdefault(y, set()).add(x)
+    return nb
+
+def pick_region(seg: np.ndarray, rng: np.random.Generator, min_area=0.01, max_area=0.4, p_union=0.3) -> np.ndarray:
+    "Boolean mask of a random segment (or union of adjacent segments) of label map `seg`, area fraction in [min_area, max_area]."
     labels, counts = np.unique(seg, return_counts=True)
-    frac = counts / seg.size
-    ok = labels[(frac >= min_area) & (frac <= max_area)]
-    if len(ok): lab = rng.choice(ok)
-    else: lab = labels[np.argmin(np.minimum(abs(frac - min_area), abs(frac - max_area)))]
+    frac = dict(zip(labels.tolist(), (counts / seg.size).tolist()))
+    if rng.random() < p_union:                      # grow a union of adjacent segments up to a random target area
+        nb, target = _neighbours(seg), rng.uniform(min_area, max_area)
+        region = [int(rng.choice(labels))]; area = frac[region[0]]
+        while area < target:
+            cand = sorted({n for r in region for n in nb.get(r, ())} - set(region))
+            cand = [c for c in cand if area + frac[c] <= max_area]
+            if not cand: break
+            c = int(rng.choice(cand)); region.append(c); area += frac[c]
+        if min_area <= area <= max_area: return np.isin(seg, region)
+    ok = [l for l, f in frac.items() if min_area <= f <= max_area]
+    lab = rng.choice(ok) if ok else min(frac, key=lambda l: min(abs(frac[l] - min_area), abs(frac[l] - max_area)))
     return seg == lab
 
+# %% ../nbs/00_data.ipynb #2890a6fd
 def _crop(a, m):
     "Bounding-box crops of array `a` and mask `m` around `m`."
     ys, xs = np.nonzero(m)
     return a[ys.min():ys.max()+1, xs.min():xs.max()+1], m[ys.min():ys.max()+1, xs.min():xs.max()+1]
 
-def _paste(dst, patch, pmask, rng):
-    "Paste `patch` where `pmask` is set at a random position of `dst`; return (image, mask)."
-    H, W = dst.shape[:2]; h, w = pmask.shape
+def _paste(dst, patch, alpha, rng):
+    "Blend `patch` with weights `alpha` (zero outside its region) at a random position of `dst`; return (image, mask)."
+    H, W = dst.shape[:2]; h, w = alpha.shape
     y, x = rng.integers(0, H - h + 1), rng.integers(0, W - w + 1)
     out, mask = dst.copy(), np.zeros((H, W), bool)
-    region = out[y:y+h, x:x+w]
-    region[pmask] = patch[pmask]
-    mask[y:y+h, x:x+w] = pmask
+    a = alpha[..., None]
+    out[y:y+h, x:x+w] = np.round(a * patch + (1 - a) * dst[y:y+h, x:x+w]).astype(np.uint8)
+    mask[y:y+h, x:x+w] = alpha > 0
     return out, mask
 
-# %% ../nbs/00_data.ipynb #677456ae
 def _fit(patch, pmask, shape, scale):
     "Rescale `patch`/`pmask` by `scale`, shrunk further so it fits inside `shape`."
     h, w = pmask.shape
@@ -182,33 +225,65 @@ def _fit(patch, pmask, shape, scale):
     pmask = cv2.resize(pmask.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
     return patch, pmask
 
-def splice(dst, src, region, rng, scale=(0.7, 1.3)):
-    "Paste `region` of image `src` into image `dst`, rescaled and at a random position."
-    patch, pmask = _fit(*_crop(src, region), dst.shape[:2], rng.uniform(*scale))
-    return _paste(dst, patch, pmask, rng)
+# %% ../nbs/00_data.ipynb #ac0badd5
+def feather(pmask: np.ndarray, radius: float) -> np.ndarray:
+    "Soft alpha of boolean `pmask`: 1 deep inside, fading to >0 at its border, exactly 0 outside."
+    if radius <= 0: return pmask.astype(np.float32)
+    d = cv2.distanceTransform(np.pad(pmask, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+    return np.where(pmask, np.clip(d / (radius + 1), 0, 1), 0).astype(np.float32)
 
-def copy_move(img, region, rng, p_flip=0.5):
-    "Copy `region` of `img` to a random position of the same image, flipped with probability `p_flip`."
+def match_colour(patch, pmask, ref) -> np.ndarray:
+    "Shift and scale each channel of `patch` so its region's mean and spread match those of image `ref`."
+    p = patch.astype(np.float32); sel = p[pmask]
+    mu, sd = sel.mean(0), sel.std(0) + 1e-3
+    rmu, rsd = ref.reshape(-1, 3).mean(0), ref.reshape(-1, 3).std(0) + 1e-3
+    return np.clip((p - mu) / sd * rsd + rmu, 0, 255).astype(np.uint8)
+
+# %% ../nbs/00_data.ipynb #ae1c21a8
+def splice(dst, src, region, rng, scale=(0.7, 1.3), p_match=0.5, p_feather=0.5):
+    "Paste `region` of image `src` into image `dst`: rescaled, at a random position, optionally colour-matched and feathered."
+    patch, pmask = _fit(*_crop(src, region), dst.shape[:2], rng.uniform(*scale))
+    if rng.random() < p_match: patch = match_colour(patch, pmask, dst)
+    return _paste(dst, patch, feather(pmask, rng.uniform(1, 3) if rng.random() < p_feather else 0), rng)
+
+def _warp(patch, pmask, angle, scale, flip):
+    "Rotate by `angle` degrees, scale and optionally flip `patch`/`pmask` about their centre, on an enlarged canvas."
+    if flip: patch, pmask = patch[:, ::-1], pmask[:, ::-1]
+    h, w = pmask.shape
+    M = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    c, s_ = abs(M[0, 0]), abs(M[0, 1]); nw, nh = int(h * s_ + w * c) + 1, int(h * c + w * s_) + 1
+    M[0, 2] += nw / 2 - w / 2; M[1, 2] += nh / 2 - h / 2
+    patch = cv2.warpAffine(np.ascontiguousarray(patch), M, (nw, nh), flags=cv2.INTER_LINEAR)
+    pmask = cv2.warpAffine(np.ascontiguousarray(pmask, np.uint8), M, (nw, nh), flags=cv2.INTER_NEAREST) > 0
+    return _crop(patch, pmask) if pmask.any() else (patch, pmask)
+
+def copy_move(img, region, rng, p_flip=0.5, p_rotate=0.3, max_angle=30, p_scale=0.3, scale=(0.8, 1.2)):
+    "Copy `region` of `img` to a random position of the same image, optionally flipped, rotated and scaled."
     patch, pmask = _crop(img, region)
-    if rng.random() < p_flip: patch, pmask = patch[:, ::-1], pmask[:, ::-1]
-    return _paste(img, patch, pmask, rng)
+    angle = rng.uniform(-max_angle, max_angle) if rng.random() < p_rotate else 0
+    s = rng.uniform(*scale) if rng.random() < p_scale else 1
+    patch, pmask = _warp(patch, pmask, angle, s, rng.random() < p_flip)
+    patch, pmask = _fit(patch, pmask, img.shape[:2], 1.0)
+    return _paste(img, patch, pmask.astype(np.float32), rng)
 
 def removal(img, region, radius=5):
     "Erase `region` of `img` and fill it by OpenCV's Telea inpainting."
     return cv2.inpaint(img, region.astype(np.uint8), radius, cv2.INPAINT_TELEA), region.copy()
 
-# %% ../nbs/00_data.ipynb #e974403a
+# %% ../nbs/00_data.ipynb #d6327522
 KINDS = ('authentic', 'splicing', 'copy-move', 'removal')
 
-def post_process(img, rng, size, jpeg_quality=(70, 100), p_jpeg=0.5):
-    "JPEG re-compression (probability `p_jpeg`, quality range) then resize to `size` x `size`."
+def post_process(img, rng, size, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2):
+    "Optional blur (sigma 0.3-1), noise (sigma 1-4) and JPEG re-compression, then resize to `size` x `size`."
+    if rng.random() < p_blur: img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+    if rng.random() < p_noise: img = np.clip(img + rng.normal(0, rng.uniform(1, 4), img.shape), 0, 255).astype(np.uint8)
     if rng.random() < p_jpeg:
-        ok, buf = cv2.imencode('.jpg', img[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(*jpeg_quality, endpoint=True))])
-        img = cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1]
+        q = int(rng.integers(jpeg_quality[0], jpeg_quality[1], endpoint=True))
+        img = cv2.imdecode(cv2.imencode('.jpg', np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)[..., ::-1]
     return cv2.resize(np.ascontiguousarray(img), (size, size), interpolation=cv2.INTER_AREA)
 
 def synthesize_sample(items, i, seed, size=256, authentic_ratio=0.1, min_area=0.01, max_area=0.4,
-                      jpeg_quality=(70, 100), p_jpeg=0.5):
+                      jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2):
     "The `i`-th synthetic sample made from BSDS500 `items`: (image uint8, mask bool, kind)."
     rng = np.random.default_rng([seed, i])
     kind = 'authentic' if rng.random() < authentic_ratio else str(rng.choice(KINDS[1:]))
@@ -222,11 +297,11 @@ def synthesize_sample(items, i, seed, size=256, authentic_ratio=0.1, min_area=0.
             img, mask = splice(load_image(items[b][0]), img, reg, rng)
         elif kind == 'copy-move': img, mask = copy_move(img, reg, rng)
         else: img, mask = removal(img, reg)
-    img = post_process(img, rng, size, jpeg_quality, p_jpeg)
+    img = post_process(img, rng, size, jpeg_quality, p_jpeg, p_blur, p_noise)
     mask = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST).astype(bool)
     return img, mask, kind
 
-# %% ../nbs/00_data.ipynb #e69dc156
+# %% ../nbs/00_data.ipynb #5416c626
 def write_synthetic(items, out_dir, n, seed, name, **kw) -> tuple[Path, dict]:
     "Write `n` synthetic samples as PNGs (kind in the file name) plus `<name>.json` pairs in `out_dir`; return the JSON path and counts per kind."
     out_dir = Path(out_dir); (out_dir/name/'Tp').mkdir(parents=True, exist_ok=True); (out_dir/name/'Gt').mkdir(exist_ok=True)
@@ -243,27 +318,103 @@ def write_synthetic(items, out_dir, n, seed, name, **kw) -> tuple[Path, dict]:
         pairs.append(Pair(ip, mp))
     return write_pairs(pairs, out_dir/f'{name}.json'), counts
 
-# %% ../nbs/00_data.ipynb #ac0badd5
+# %% ../nbs/00_data.ipynb #5952bffa
+MISMATCH_POLICIES = ('error', 'resize', 'crop')
+
+def align_mask(mask: np.ndarray, shape: tuple, policy: str = 'error', path=None) -> np.ndarray:
+    "Bring boolean `mask` to image `shape` (H, W) by `policy`: 'error', 'resize' (nearest) or 'crop'."
+    if mask.shape == tuple(shape[:2]): return mask
+    if policy not in MISMATCH_POLICIES: raise ValueError(f'size_mismatch={policy!r}; choose one of {MISMATCH_POLICIES}')
+    if policy == 'error':
+        raise DataError(path, f'mask is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]} '
+                              "(size_mismatch='resize' or 'crop' aligns them)")
+    if policy == 'resize': return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    out = np.zeros(shape[:2], bool); h, w = min(shape[0], mask.shape[0]), min(shape[1], mask.shape[1])
+    out[:h, :w] = mask[:h, :w]; return out
+
+# %% ../nbs/00_data.ipynb #388f9c0b
+@dataclass
+class Augment:
+    "Random training augmentations of an (image, mask) pair at fixed size."
+    p_flip: float = 0.5                 # horizontal flip
+    rot90: bool = True                  # random multiple of 90 degrees
+    scale: float = 0.2                  # random scale in [1 - scale, 1 + scale]
+    brightness: float = 0.1             # additive, fraction of 255
+    contrast: float = 0.1               # multiplicative around the mean
+    p_jpeg: float = 0.2
+    jpeg_quality: tuple = (70, 100)
+    p_blur: float = 0.2
+    blur_kernel: tuple = (3, 7)         # odd kernel sizes
+
+    def __call__(self, img: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
+        "Augmented copies of `img` (H, W, 3) uint8 and `mask` (H, W) bool."
+        if rng.random() < self.p_flip: img, mask = img[:, ::-1], mask[:, ::-1]
+        if self.rot90: k = int(rng.integers(4)); img, mask = np.rot90(img, k), np.rot90(mask, k)
+        img, mask = np.ascontiguousarray(img), np.ascontiguousarray(mask)
+        if self.scale: img, mask = _rescale(img, mask, rng.uniform(1 - self.scale, 1 + self.scale), rng)
+        if self.brightness or self.contrast:
+            f = img.astype(np.float32); mu = f.mean()
+            f = (f - mu) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mu + rng.uniform(-self.brightness, self.brightness) * 255
+            img = np.clip(f + 0.5, 0, 255).astype(np.uint8)
+        if rng.random() < self.p_blur:
+            k = int(rng.choice(np.arange(self.blur_kernel[0], self.blur_kernel[1] + 1, 2))); img = cv2.GaussianBlur(img, (k, k), 0)
+        if rng.random() < self.p_jpeg:
+            q = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1], endpoint=True))
+            img = cv2.imdecode(cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_UNCHANGED)
+        return img, mask
+
+def _rescale(img, mask, s, rng):
+    "Scale by `s` about a random point, keeping the size: random crop when enlarged, zero padding when shrunk."
+    H, W = mask.shape; h, w = max(1, round(H * s)), max(1, round(W * s))
+    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    oi, om = np.zeros((max(H, h), max(W, w), 3), np.uint8), np.zeros((max(H, h), max(W, w)), bool)
+    y, x = int(rng.integers(0, max(H - h, 0) + 1)), int(rng.integers(0, max(W - w, 0) + 1))
+    oi[y:y+h, x:x+w], om[y:y+h, x:x+w] = img, mask
+    y, x = int(rng.integers(0, max(h - H, 0) + 1)), int(rng.integers(0, max(w - W, 0) + 1))
+    return oi[y:y+H, x:x+W], om[y:y+H, x:x+W]
+
+# %% ../nbs/00_data.ipynb #75628202
 def _resize(a: np.ndarray, size: int, nearest=False) -> np.ndarray:
     return cv2.resize(a, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 class IMLDataset(torch.utils.data.Dataset):
     "Image / mask / edge triples at `size` x `size`, decoded once and kept in memory."
-    def __init__(self, pairs, size: int = 256, edge_width: int | None = None, augment: bool = False, invert_masks: bool = False):
-        self.size, self.augment = size, augment
-        ew = edge_width or edge_width_for(size)
-        self.images, self.masks, self.edges = [], [], []
+    def __init__(self, pairs, size: int = 256, edge_width: int | None = None, augment: Augment | bool | None = None,
+                 invert_masks: bool = False, size_mismatch: str = 'error', on_error: str = 'raise'):
+        if on_error not in ('raise', 'skip'): raise ValueError(f"on_error={on_error!r}; choose 'raise' or 'skip'")
+        self.size, self.edge_width = size, edge_width or edge_width_for(size)
+        self.augment = Augment() if augment is True else (augment or None)
+        self.pairs, self.images, self.masks, self.skipped = [], [], [], []
         for p in pairs:
-            img = load_image(p.image)
-            m = load_mask(p.mask, invert=invert_masks) if p.mask else np.zeros(img.shape[:2], bool)
-            if m.shape != img.shape[:2]: raise DataError(p.mask, f'mask size {m.shape[::-1]} differs from image size {img.shape[1::-1]}')
-            m = _resize(m.astype(np.uint8), size, nearest=True)
-            self.images.append(_resize(img, size)); self.masks.append(m); self.edges.append(edge_band(m > 0, ew).astype(np.uint8))
+            try: img, m = self._load(p, invert_masks, size_mismatch)
+            except DataError as e:
+                if on_error == 'raise': raise
+                self.skipped.append((e.path, e.problem)); continue
+            self.pairs.append(p); self.images.append(img); self.masks.append(m)
+        if not self.images: raise DataError(pairs[0].image.parent if pairs else '<dataset>', 'no usable image/mask pair')
+
+    def _load(self, p: Pair, invert, size_mismatch):
+        shape = image_size(p.image)
+        img = load_image(p.image, max_side=2 * self.size)
+        m = align_mask(load_mask(p.mask, invert=invert), shape, size_mismatch, p.mask) if p.mask else np.zeros(shape, bool)
+        return _resize(img, self.size), _resize(m.astype(np.uint8), self.size, nearest=True) > 0
+
     def __len__(self): return len(self.images)
     def __getitem__(self, i):
-        img, m, e = self.images[i], self.masks[i], self.edges[i]
-        if self.augment:
-            k, flip = np.random.randint(4), np.random.rand() < 0.5
-            img, m, e = (np.rot90(a[:, ::-1] if flip else a, k) for a in (img, m, e))
+        img, m = self.images[i], self.masks[i]
+        if self.augment: img, m = self.augment(img, m, np.random.default_rng(int(torch.randint(2**31, ()))))
+        e = edge_band(m, self.edge_width)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float()
         return dict(image=t(img).permute(2, 0, 1) / 255, mask=t(m)[None], edge=t(e)[None])
+
+# %% ../nbs/00_data.ipynb #d8b9497b
+def loader_throughput(dataset, batch_size: int = 16, num_workers: int = 0, batches: int = 20) -> float:
+    "Images per second delivered by a shuffled DataLoader over `dataset` (after one warm-up batch)."
+    dl = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
+                                     persistent_workers=False, drop_last=True)
+    it = iter(dl); next(it); n, t0 = 0, time.perf_counter()
+    for _ in range(batches):
+        try: n += len(next(it)['image'])
+        except StopIteration: it = iter(dl); n += len(next(it)['image'])
+    return n / (time.perf_counter() - t0)
