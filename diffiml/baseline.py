@@ -12,7 +12,7 @@ from torch import nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from .encoder import ConditionEncoder
-from .model import DiffIML, CheckpointError, write_manifest, read_manifest, check_component
+from .model import DiffIML, CheckpointError, write_manifest, read_manifest, load_component
 
 # %% auto #0
 __all__ = ['MODELS', 'dice_loss', 'Baseline', 'load_model']
@@ -55,7 +55,7 @@ def _save(self: Baseline, path) -> Path:
 @classmethod
 def _load(cls, path):
     "Load a baseline saved by `save_pretrained`."
-    read_manifest(path, 'Baseline'); return ModelMixin.from_pretrained.__func__(cls, check_component(path)).eval()
+    read_manifest(path, 'Baseline'); return load_component(cls, path).eval()
 
 Baseline.save_pretrained, Baseline.from_pretrained = _save, _load
 

@@ -7,15 +7,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, asdict
 from pathlib import Path
-import diffusers
 import torch
 from torch import nn
 from .vae import LightVAE, to_signed
 from .encoder import ConditionEncoder
 from .score import ScoreNet, make_scheduler, diffusion_loss
+from diffusers.models.modeling_utils import ModelMixin
 
 # %% auto #0
-__all__ = ['CheckpointError', 'write_manifest', 'read_manifest', 'check_component', 'DiffIML', 'Sampler']
+__all__ = ['CheckpointError', 'write_manifest', 'read_manifest', 'check_component', 'load_component', 'DiffIML', 'Sampler']
 
 # %% ../nbs/04_model.ipynb #63a0b213
 class CheckpointError(ValueError):
@@ -43,6 +43,14 @@ def check_component(path) -> Path:
         if not (path/f).is_file(): raise CheckpointError(f'{path/f}: missing from the checkpoint')
     return path
 
+def load_component(cls, path):
+    "Load diffusers-style model class `cls` from folder `path` (safetensors only); errors name the folder."
+    check_component(path)
+    try: return ModelMixin.from_pretrained.__func__(cls, path, use_safetensors=True)
+    except (ValueError, RuntimeError, OSError, KeyError, TypeError, EnvironmentError) as e:
+        msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        raise CheckpointError(f'{path}: weights do not fit the {cls.__name__} its config.json describes ({msg})') from None
+
 # %% ../nbs/04_model.ipynb #360f2668
 class DiffIML(nn.Module):
     "DiffIML: frozen mask autoencoder + condition encoder + score network + training noise schedule."
@@ -57,12 +65,12 @@ class DiffIML(nn.Module):
 
     @classmethod
     def build(cls, vae: LightVAE, backbone='mit-b3', neck_channels=128, unet_channels=(128,), layers_per_block=2,
-              mid_attention=True, attention_head_dim=8, norm_num_groups=32, sample_size=64):
-        "A new DiffIML around trained autoencoder `vae`, from the sizes of its parts."
+              mid_attention=True, attention_head_dim=8, norm_num_groups=32, sample_size=64, scheduler='DDIMScheduler'):
+        "A new DiffIML around trained autoencoder `vae`, from the sizes of its parts and a diffusers scheduler name."
         enc = ConditionEncoder(backbone, neck_channels, vae.downsample)
         score = ScoreNet(2 * vae.config.latent_channels, neck_channels, tuple(unet_channels), layers_per_block,
                          mid_attention, attention_head_dim, norm_num_groups, sample_size)
-        return cls(vae, enc, score)
+        return cls(vae, enc, score, make_scheduler(scheduler))
 
     def train(self, mode: bool = True):
         "Train mode for encoder and score network; the autoencoder stays frozen in eval mode."
@@ -92,11 +100,12 @@ def _save(self: DiffIML, path) -> Path:
 def _load(cls, path):
     "Load a DiffIML saved by `save_pretrained`."
     path = Path(path); read_manifest(path, 'DiffIML')
-    parts = {n: c.from_pretrained(check_component(path/n)) for n, c in (('vae', LightVAE), ('encoder', ConditionEncoder), ('score', ScoreNet))}
+    parts = {n: load_component(c, path/n) for n, c in (('vae', LightVAE), ('encoder', ConditionEncoder), ('score', ScoreNet))}
     f = path/'scheduler'/'scheduler_config.json'
     if not f.is_file(): raise CheckpointError(f'{f}: missing from the checkpoint')
     sched = make_scheduler(json.loads(f.read_text())['_class_name'])
-    return cls(**parts, scheduler=sched.from_pretrained(path/'scheduler')).eval()
+    try: return cls(**parts, scheduler=sched.from_pretrained(path/'scheduler')).eval()
+    except ValueError as e: raise CheckpointError(f'{path}: its parts do not fit together ({e})') from None
 
 DiffIML.save_pretrained, DiffIML.from_pretrained = _save, _load
 
@@ -107,11 +116,11 @@ class Sampler:
     steps: int = 8                  # solver steps
     ensemble: int = 5               # independent samples per image, averaged in latent space
     tta: bool = True                # add the horizontal flip, fuse by pixel-wise max
-    solver: str = 'DDIMScheduler'   # any diffusers scheduler over the model's noise schedule
+    solver: str | None = None       # a diffusers scheduler class name; None: the model's own (DDIM by default)
     seed: int | None = 0            # seed of the initial noise (None: unseeded)
 
     def _latents(self, model: DiffIML, images, generator):
-        sched = getattr(diffusers, self.solver).from_config(model.scheduler.config)
+        sched = (make_scheduler(self.solver) if self.solver else type(model.scheduler)).from_config(model.scheduler.config)
         sched.set_timesteps(self.steps)
         cond = model.encoder(images).repeat_interleave(self.ensemble, 0)
         shape = (cond.shape[0], model.score.config.latent_channels, *cond.shape[-2:])
