@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #da3559d7
 from __future__ import annotations
-import io, json, time, warnings
+import json, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -18,8 +18,8 @@ from PIL import Image, ImageOps
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MASK_SUFFIXES', 'KINDS', 'MISMATCH_POLICIES', 'DataError', 'image_size', 'load_image',
            'load_mask', 'Pair', 'pair_folder', 'read_pairs', 'write_pairs', 'edge_width_for', 'edge_band', 'bsds_items',
            'bsds_segmentation', 'pick_region', 'feather', 'match_colour', 'splice', 'copy_move', 'removal',
-           'post_process', 'synthesize_sample', 'write_synthetic', 'align_mask', 'Augment', 'IMLDataset',
-           'loader_throughput']
+           'jpeg_recompress', 'post_process', 'synthesize_sample', 'write_synthetic', 'align_mask', 'Augment',
+           'IMLDataset', 'loader_throughput']
 
 # %% ../nbs/00_data.ipynb #b9687139
 class DataError(ValueError):
@@ -273,13 +273,17 @@ def removal(img, region, radius=5):
 # %% ../nbs/00_data.ipynb #d6327522
 KINDS = ('authentic', 'splicing', 'copy-move', 'removal')
 
+def jpeg_recompress(img: np.ndarray, quality: int) -> np.ndarray:
+    "Round-trip RGB uint8 `img` through JPEG at `quality` (OpenCV works in BGR: channels are swapped around it)."
+    buf = cv2.imencode('.jpg', np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
+    return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
+
 def post_process(img, rng, size, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2):
     "Optional blur (sigma 0.3-1), noise (sigma 1-4) and JPEG re-compression, then resize to `size` x `size`."
     if rng.random() < p_blur: img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
     if rng.random() < p_noise: img = np.clip(img + rng.normal(0, rng.uniform(1, 4), img.shape), 0, 255).astype(np.uint8)
     if rng.random() < p_jpeg:
-        q = int(rng.integers(jpeg_quality[0], jpeg_quality[1], endpoint=True))
-        img = cv2.imdecode(cv2.imencode('.jpg', np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_COLOR)[..., ::-1]
+        img = jpeg_recompress(img, rng.integers(jpeg_quality[0], jpeg_quality[1], endpoint=True))
     return cv2.resize(np.ascontiguousarray(img), (size, size), interpolation=cv2.INTER_AREA)
 
 def synthesize_sample(items, i, seed, size=256, authentic_ratio=0.1, min_area=0.01, max_area=0.4,
@@ -359,8 +363,7 @@ class Augment:
         if rng.random() < self.p_blur:
             k = int(rng.choice(np.arange(self.blur_kernel[0], self.blur_kernel[1] + 1, 2))); img = cv2.GaussianBlur(img, (k, k), 0)
         if rng.random() < self.p_jpeg:
-            q = int(rng.integers(self.jpeg_quality[0], self.jpeg_quality[1], endpoint=True))
-            img = cv2.imdecode(cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, q])[1], cv2.IMREAD_UNCHANGED)
+            img = jpeg_recompress(img, rng.integers(self.jpeg_quality[0], self.jpeg_quality[1], endpoint=True))
         return img, mask
 
 def _rescale(img, mask, s, rng):
