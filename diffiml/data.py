@@ -16,10 +16,10 @@ from PIL import Image, ImageOps
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MASK_SUFFIXES', 'KINDS', 'MISMATCH_POLICIES', 'DataError', 'image_size', 'load_image',
-           'load_mask', 'Pair', 'pair_folder', 'read_pairs', 'write_pairs', 'edge_width_for', 'edge_band', 'bsds_items',
-           'bsds_segmentation', 'pick_region', 'feather', 'match_colour', 'splice', 'copy_move', 'removal',
-           'jpeg_recompress', 'post_process', 'synthesize_sample', 'write_synthetic', 'align_mask', 'Augment',
-           'IMLDataset', 'loader_throughput']
+           'load_mask', 'Pair', 'pair_folder', 'read_pairs', 'write_pairs', 'resize_to', 'edge_width_for', 'edge_band',
+           'bsds_items', 'bsds_segmentation', 'pick_region', 'feather', 'match_colour', 'splice', 'copy_move',
+           'removal', 'jpeg_recompress', 'post_process', 'region_trace', 'synthesize_sample', 'write_synthetic',
+           'align_mask', 'Augment', 'IMLDataset', 'loader_throughput']
 
 # %% ../nbs/00_data.ipynb #b9687139
 class DataError(ValueError):
@@ -147,6 +147,15 @@ def write_pairs(pairs, path) -> Path:
     return path
 
 # %% ../nbs/00_data.ipynb #5d627347
+def resize_to(a: np.ndarray, hw: tuple) -> np.ndarray:
+    "`a` at size `hw` = (H', W'): images (H, W, C) area-averaged (bilinear when enlarged), 2-D masks and label maps by nearest pixel."
+    h, w = int(hw[0]), int(hw[1])
+    if a.ndim == 2:   # nearest pixel centre, for any dtype (bool masks, integer segment labels)
+        H, W = a.shape
+        return a[np.minimum(((np.arange(h) + 0.5) * H / h).astype(int), H - 1)[:, None], np.minimum(((np.arange(w) + 0.5) * W / w).astype(int), W - 1)]
+    up = h * w > a.shape[0] * a.shape[1]
+    return cv2.resize(np.ascontiguousarray(a), (w, h), interpolation=cv2.INTER_LINEAR if up else cv2.INTER_AREA)
+
 def edge_width_for(size: int, width_at_512: int = 7) -> int:
     "Edge band width at resolution `size`, scaled from `width_at_512`; at least 1 px."
     return max(1, round(width_at_512 * size / 512))
@@ -221,9 +230,7 @@ def _fit(patch, pmask, shape, scale):
     h, w = pmask.shape
     s = min(scale, shape[0] / h, shape[1] / w)
     nh, nw = max(1, int(h * s)), max(1, int(w * s))
-    patch = cv2.resize(patch, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    pmask = cv2.resize(pmask.astype(np.uint8), (nw, nh), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return patch, pmask
+    return cv2.resize(patch, (nw, nh), interpolation=cv2.INTER_LINEAR), resize_to(pmask, (nh, nw))
 
 # %% ../nbs/00_data.ipynb #ac0badd5
 def feather(pmask: np.ndarray, radius: float) -> np.ndarray:
@@ -278,32 +285,39 @@ def jpeg_recompress(img: np.ndarray, quality: int) -> np.ndarray:
     buf = cv2.imencode('.jpg', np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
     return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
-def post_process(img, rng, size, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2):
-    "Optional blur (sigma 0.3-1), noise (sigma 1-4) and JPEG re-compression, then resize to `size` x `size`."
+def post_process(img, rng, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2):
+    "Optional global blur (sigma 0.3-1), noise (sigma 1-4) and JPEG re-compression of the whole image."
     if rng.random() < p_blur: img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
     if rng.random() < p_noise: img = np.clip(img + rng.normal(0, rng.uniform(1, 4), img.shape), 0, 255).astype(np.uint8)
     if rng.random() < p_jpeg:
         img = jpeg_recompress(img, rng.integers(jpeg_quality[0], jpeg_quality[1], endpoint=True))
-    return cv2.resize(np.ascontiguousarray(img), (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(img)
+
+def region_trace(img, mask, rng) -> np.ndarray:
+    "`img` with the pixels of `mask` alone re-processed by one of: Gaussian noise (sigma 3-10), blur (sigma 0.6-1.5), JPEG (quality 20-60)."
+    k = int(rng.integers(3))
+    if k == 0: alt = np.clip(img + rng.normal(0, rng.uniform(3, 10), img.shape), 0, 255).astype(np.uint8)
+    elif k == 1: alt = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.5))
+    else: alt = jpeg_recompress(img, int(rng.integers(20, 61)))
+    return np.where(mask[..., None], alt, img)
 
 def synthesize_sample(items, i, seed, size=256, authentic_ratio=0.1, min_area=0.01, max_area=0.4,
-                      jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2):
+                      jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2, p_trace=0.0):
     "The `i`-th synthetic sample made from BSDS500 `items`: (image uint8, mask bool, kind)."
     rng = np.random.default_rng([seed, i])
     kind = 'authentic' if rng.random() < authentic_ratio else str(rng.choice(KINDS[1:]))
-    a = int(rng.integers(len(items)))
-    img = load_image(items[a][0])
-    if kind == 'authentic': mask = np.zeros(img.shape[:2], bool)
+    a, hw = int(rng.integers(len(items))), (size, size)
+    img = resize_to(load_image(items[a][0]), hw)       # manipulate at the stored resolution: its traces survive
+    if kind == 'authentic': mask = np.zeros(hw, bool)
     else:
-        reg = pick_region(bsds_segmentation(items[a][1], int(rng.integers(5))), rng, min_area, max_area)
+        reg = pick_region(resize_to(bsds_segmentation(items[a][1], int(rng.integers(5))), hw), rng, min_area, max_area)
         if kind == 'splicing':
             b = (a + 1 + int(rng.integers(len(items) - 1))) % len(items)
-            img, mask = splice(load_image(items[b][0]), img, reg, rng)
+            img, mask = splice(resize_to(load_image(items[b][0]), hw), img, reg, rng)
         elif kind == 'copy-move': img, mask = copy_move(img, reg, rng)
-        else: img, mask = removal(img, reg)
-    img = post_process(img, rng, size, jpeg_quality, p_jpeg, p_blur, p_noise)
-    mask = cv2.resize(mask.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST).astype(bool)
-    return img, mask, kind
+        else: img, mask = removal(img, reg, radius=max(1, round(5 * size / 256)))
+        if rng.random() < p_trace: img = region_trace(img, mask, rng)
+    return post_process(img, rng, jpeg_quality, p_jpeg, p_blur, p_noise), mask, kind
 
 # %% ../nbs/00_data.ipynb #5416c626
 def write_synthetic(items, out_dir, n, seed, name, **kw) -> tuple[Path, dict]:
@@ -332,7 +346,7 @@ def align_mask(mask: np.ndarray, shape: tuple, policy: str = 'error', path=None)
     if policy == 'error':
         raise DataError(path, f'mask is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]} '
                               "(size_mismatch='resize' or 'crop' aligns them)")
-    if policy == 'resize': return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    if policy == 'resize': return resize_to(mask, shape[:2])
     out = np.zeros(shape[:2], bool); h, w = min(shape[0], mask.shape[0]), min(shape[1], mask.shape[1])
     out[:h, :w] = mask[:h, :w]; return out
 
@@ -369,8 +383,7 @@ class Augment:
 def _rescale(img, mask, s, rng):
     "Scale by `s` about a random point, keeping the size: random crop when enlarged, zero padding when shrunk."
     H, W = mask.shape; h, w = max(1, round(H * s)), max(1, round(W * s))
-    img = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-    mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+    img, mask = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR), resize_to(mask, (h, w))
     oi, om = np.zeros((max(H, h), max(W, w), 3), np.uint8), np.zeros((max(H, h), max(W, w)), bool)
     y, x = int(rng.integers(0, max(H - h, 0) + 1)), int(rng.integers(0, max(W - w, 0) + 1))
     oi[y:y+h, x:x+w], om[y:y+h, x:x+w] = img, mask
@@ -378,9 +391,6 @@ def _rescale(img, mask, s, rng):
     return oi[y:y+H, x:x+W], om[y:y+H, x:x+W]
 
 # %% ../nbs/00_data.ipynb #75628202
-def _resize(a: np.ndarray, size: int, nearest=False) -> np.ndarray:
-    return cv2.resize(a, (size, size), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
-
 class IMLDataset(torch.utils.data.Dataset):
     "Image / mask / edge triples at `size` x `size`, decoded once and kept in memory."
     def __init__(self, pairs, size: int = 256, edge_width: int | None = None, augment: Augment | bool | None = None,
@@ -401,7 +411,7 @@ class IMLDataset(torch.utils.data.Dataset):
         shape = image_size(p.image)
         img = load_image(p.image, max_side=2 * self.size)
         m = align_mask(load_mask(p.mask, invert=invert), shape, size_mismatch, p.mask) if p.mask else np.zeros(shape, bool)
-        return _resize(img, self.size), _resize(m.astype(np.uint8), self.size, nearest=True) > 0
+        return resize_to(img, (self.size,) * 2), resize_to(m, (self.size,) * 2)
 
     def __len__(self): return len(self.images)
     def __getitem__(self, i):

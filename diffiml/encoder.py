@@ -7,12 +7,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import SegformerConfig, SegformerModel
+from transformers import ResNetConfig, ResNetModel, SegformerConfig, SegformerModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 # %% auto #0
-__all__ = ['MIT_PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'mit_config', 'ConditionEncoder', 'load_backbone_weights']
+__all__ = ['MIT_PRESETS', 'RESNET_PRESETS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'mit_config', 'ConditionEncoder',
+           'load_backbone_weights']
 
 # %% ../nbs/02_encoder.ipynb #c2135270
 MIT_PRESETS = {
@@ -25,24 +26,31 @@ MIT_PRESETS = {
     'mit-b5': dict(depths=[3, 6, 40, 3], hidden_sizes=[64, 128, 320, 512], num_attention_heads=[1, 2, 5, 8]),
 }
 
-def mit_config(backbone: str) -> SegformerConfig:
-    "`SegformerConfig` of a MiT preset name (`mit-tiny`, `mit-b0` ... `mit-b5`)."
-    if backbone not in MIT_PRESETS: raise ValueError(f'unknown backbone {backbone!r}; choose one of {", ".join(MIT_PRESETS)}')
-    return SegformerConfig(**MIT_PRESETS[backbone])
+RESNET_PRESETS = {
+    'resnet-tiny': dict(embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], layer_type='basic'),
+    'resnet-18': dict(embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2], layer_type='basic'),
+}
+
+def mit_config(backbone: str) -> SegformerConfig | ResNetConfig:
+    "transformers config of a backbone preset: MiT (`mit-tiny`, `mit-b0` ... `mit-b5`) or ResNet (`resnet-tiny`, `resnet-18`)."
+    if backbone in MIT_PRESETS: return SegformerConfig(**MIT_PRESETS[backbone])
+    if backbone in RESNET_PRESETS: return ResNetConfig(**RESNET_PRESETS[backbone], downsample_in_first_stage=False)
+    raise ValueError(f'unknown backbone {backbone!r}; choose one of {", ".join([*MIT_PRESETS, *RESNET_PRESETS])}')
 
 # %% ../nbs/02_encoder.ipynb #f1872ad7
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 class ConditionEncoder(ModelMixin, ConfigMixin):
-    "MiT backbone + 4-stage fuse neck: (B, 3, H, W) images in [0, 1] -> (B, neck_channels, H/8, W/8)."
+    "MiT (or ResNet) backbone + 4-stage fuse neck: (B, 3, H, W) images in [0, 1] -> (B, neck_channels, H/8, W/8)."
     @register_to_config
     def __init__(self,
-                 backbone: str = 'mit-b3',  # a key of MIT_PRESETS
+                 backbone: str = 'mit-b3',  # a key of MIT_PRESETS or RESNET_PRESETS
                  neck_channels: int = 128,  # channels of each projection and of the fused map
                  downsample: int = 8):      # output stride (the latent resolution)
         super().__init__()
         cfg = mit_config(backbone)
-        self.mit = SegformerModel(cfg)
+        if backbone in MIT_PRESETS: self.mit = SegformerModel(cfg)
+        else: self.resnet = ResNetModel(cfg)
         self.proj = nn.ModuleList(nn.Conv2d(c, neck_channels, 1) for c in cfg.hidden_sizes)
         self.fuse = nn.Sequential(nn.Conv2d(4 * neck_channels, neck_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(neck_channels), nn.ReLU(inplace=True))
@@ -51,7 +59,9 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
     def forward(self, images):
         H, W = images.shape[-2:]; s = self.config.downsample
         if H % 32 or W % 32: raise ValueError(f'image size {W}x{H} must be a multiple of 32 (the backbone stride)')
-        feats = self.mit((images - self.mean) / self.std, output_hidden_states=True).hidden_states
+        x = (images - self.mean) / self.std
+        if hasattr(self, 'mit'): feats = self.mit(x, output_hidden_states=True).hidden_states
+        else: feats = self.resnet(x, output_hidden_states=True).hidden_states[-4:]   # the 4 stages (strides 4 ... 32)
         size = (H // s, W // s)
         return self.fuse(torch.cat([F.interpolate(p(f), size=size, mode='bilinear', align_corners=False)
                                     for p, f in zip(self.proj, feats)], 1))
@@ -59,6 +69,7 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
 # %% ../nbs/02_encoder.ipynb #401d5432
 def load_backbone_weights(encoder: ConditionEncoder, path) -> ConditionEncoder:
     "Copy MiT weights from local folder `path` into `encoder.mit`; sizes must match the preset."
+    if not hasattr(encoder, 'mit'): raise ValueError(f'{path}: pretrained weights load into MiT backbones only, not {encoder.config.backbone}')
     src = SegformerModel.from_pretrained(path, local_files_only=True)
     want, got = encoder.mit.config, src.config
     for k in ('depths', 'hidden_sizes', 'num_attention_heads'):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #ec05e515
 from __future__ import annotations
-import json, math, os, shutil
+import hashlib, json, math, os, shutil
 from pathlib import Path
 import torch
 from torch import nn
@@ -14,7 +14,7 @@ from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 
 # %% auto #0
-__all__ = ['LossModule', 'latest_checkpoint', 'fit']
+__all__ = ['LossModule', 'latest_checkpoint', 'run_fingerprint', 'fit', 'save_final']
 
 # %% ../nbs/07_train.ipynb #3f1fa25c
 class LossModule(nn.Module):
@@ -27,14 +27,25 @@ class LossModule(nn.Module):
 def _write_json_atomic(path: Path, obj) -> None:
     tmp = path.with_name(path.name + '.tmp'); tmp.write_text(json.dumps(obj)); os.replace(tmp, path)
 
-def latest_checkpoint(ckpt_dir) -> tuple[Path, int] | None:
-    "(folder, step) of the last complete training checkpoint in `ckpt_dir`, or None if there is none."
+def latest_checkpoint(ckpt_dir, fingerprint: str | None = None) -> tuple[Path, int] | None:
+    "(folder, step) of the last complete training checkpoint in `ckpt_dir`, or None; it must come from the run `fingerprint` names."
     f = Path(ckpt_dir)/'latest.json'
     if not f.is_file(): return None
     try: info = json.loads(f.read_text()); d, step = Path(ckpt_dir)/info['dir'], int(info['step'])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e: raise ValueError(f'{f}: not a diffiml training checkpoint ({e})') from None
     if not d.is_dir(): raise ValueError(f'{f}: names {d.name}, which is missing: the checkpoint folder is damaged')
+    if fingerprint is not None and info.get('fingerprint') != fingerprint:
+        raise ValueError(f'{f}: written by another run (settings or data fingerprint {info.get("fingerprint")}, this run {fingerprint}); '
+                         'remove the folder to start afresh')
     return d, step
+
+def run_fingerprint(settings: dict, *inputs) -> str:
+    "Short hash of a run's `settings` and the bytes of its input files and folders: a checkpoint resumes only the run that wrote it."
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for p in map(Path, inputs):
+        for f in sorted(p.rglob('*')) if p.is_dir() else [p]:
+            if f.is_file(): h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode()); h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 # %% ../nbs/07_train.ipynb #1de98011
 def _batches(loader, acc, epoch_len, start_step):
@@ -48,7 +59,8 @@ def _batches(loader, acc, epoch_len, start_step):
 # %% ../nbs/07_train.ipynb #1f4a3d89
 def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1e-4, weight_decay: float = 0.05,
         warmup_steps: int = 0, grad_clip: float = 1.0, seed: int = 42, num_workers: int = 0, log_dir=None,
-        mixed_precision: str = 'no', checkpoint_dir=None, checkpoint_every: int = 0, desc: str = 'train') -> list[float]:
+        mixed_precision: str = 'no', checkpoint_dir=None, checkpoint_every: int = 0, fingerprint: str | None = None,
+        desc: str = 'train') -> list[float]:
     "Train `model` for `steps` optimizer steps on `dataset` with `loss_fn(model, batch)`; resume from `checkpoint_dir`; return the losses."
     if len(dataset) == 0: raise ValueError('fit: the training set is empty')
     set_seed(seed)
@@ -62,7 +74,7 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
     sched = get_cosine_schedule_with_warmup(opt, warmup_steps, steps)
     step_module, opt, loader, sched = acc.prepare(LossModule(model, loss_fn), opt, loader, sched)
     start = 0
-    if checkpoint_dir and (last := latest_checkpoint(checkpoint_dir)):
+    if checkpoint_dir and (last := latest_checkpoint(checkpoint_dir, fingerprint)):
         try: acc.load_state(str(last[0]))
         except Exception as e: raise ValueError(f'{last[0]}: cannot resume from this checkpoint ({e})') from None
         start = last[1]
@@ -82,18 +94,28 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
         losses.append(acc.reduce(loss.detach(), 'mean').item()); bar.set_postfix(loss=f'{losses[-1]:.4f}', refresh=False)
         if live: live.log_metric('loss', losses[-1]); live.log_metric('lr', sched.get_last_lr()[0]); live.next_step()
         if checkpoint_dir and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
-            _save_state(acc, Path(checkpoint_dir), step + 1)
+            _save_state(acc, Path(checkpoint_dir), step + 1, fingerprint)
     if live: live.summary['final_loss'] = sum(losses[-10:]) / max(len(losses[-10:]), 1); live.end()
     acc.wait_for_everyone()
     model.eval()
     return losses
 
-def _save_state(acc, ckpt_dir: Path, step: int) -> None:
+def _save_state(acc, ckpt_dir: Path, step: int, fingerprint=None) -> None:
     "Write the training state to `ckpt_dir/step-N`, then switch `latest.json` to it atomically and drop older ones."
     d = ckpt_dir/f'step-{step}'
     acc.save_state(str(d))
     acc.wait_for_everyone()
     if acc.is_main_process:
-        _write_json_atomic(ckpt_dir/'latest.json', dict(dir=d.name, step=step))
+        _write_json_atomic(ckpt_dir/'latest.json', dict(dir=d.name, step=step, fingerprint=fingerprint))
         for old in ckpt_dir.glob('step-*'):
             if old != d: shutil.rmtree(old, ignore_errors=True)
+
+# %% ../nbs/07_train.ipynb #8da5421c
+def save_final(model, out) -> Path:
+    "Save `model` (`save_pretrained`) to folder `out` atomically: written beside it, then swapped in by renames."
+    out = Path(out); tmp, old = out.with_name(f'.{out.name}.partial'), out.with_name(f'.{out.name}.old')
+    for d in (tmp, old): shutil.rmtree(d, ignore_errors=True)
+    model.save_pretrained(tmp)
+    if out.exists(): os.replace(out, old)
+    os.replace(tmp, out); shutil.rmtree(old, ignore_errors=True)
+    return out

@@ -1,5 +1,5 @@
 "Shared paths and helpers of the test suite."
-import json, os
+import json, os, re
 from pathlib import Path
 import pytest, yaml
 
@@ -9,6 +9,14 @@ os.environ.setdefault('MPLBACKEND', 'Agg')
 
 def load_yaml(name): return yaml.safe_load((REPO/name).read_text())
 def notebook_code(path): return [''.join(c['source']) for c in json.loads(Path(path).read_text())['cells'] if c['cell_type'] == 'code']
+
+def stage_parameters(stage: str, profile: str) -> dict:
+    "The notebook parameters DVC passes to `stage` (its `-p name ${section.key}` values) when `profile` is active."
+    params = load_yaml('params.yaml')
+    for sec, kv in params['profiles'][profile].items(): params[sec] = {**params[sec], **kv}
+    params['profile'] = profile
+    cmd = load_yaml('dvc.yaml')['stages'][stage]['cmd']
+    return {name: params[sec][key] if key else params[sec] for name, sec, key in re.findall(r'-p (\w+) \$\{(\w+)(?:\.(\w+))?\}', cmd)}
 
 @pytest.fixture(scope='session')
 def data_dir():

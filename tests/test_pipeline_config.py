@@ -32,7 +32,9 @@ def test_every_param_reaches_the_notebook(stage):
     # ...every passed value names an existing params.yaml key listed in the stage's params...
     listed = DVC['stages'][stage]['params']
     for k, v in passed.items():
-        sec, key = re.fullmatch(r'\$\{(\w+)\.(\w+)\}', v).groups()
+        sec, key = re.fullmatch(r'\$\{(\w+)(?:\.(\w+))?\}', v).groups()
+        if key is None:      # a top-level value (the active profile's name)
+            assert sec in PARAMS and sec in listed, f'{stage}: {v} is used but not listed under params'; continue
         assert key in PARAMS[sec], f'{stage}: {v} is not in params.yaml'
         assert sec == stage or f'{sec}.{key}' in listed, f'{stage}: {v} is used but not listed under params'
     # ...and the notebook's parameters cell names exactly what is passed (else papermill silently keeps a default)
@@ -40,8 +42,11 @@ def test_every_param_reaches_the_notebook(stage):
 
 def test_flags_are_numbers_not_booleans():
     "papermill receives DVC's `true` as the string 'true' (truthy even when false): flags must be 0/1."
-    for sec, d in PARAMS.items():
-        for k, v in d.items(): assert not isinstance(v, bool), f'params.yaml {sec}.{k}: use 0/1, not {v}'
+    for sec in STAGES:
+        for k, v in PARAMS[sec].items(): assert not isinstance(v, bool), f'params.yaml {sec}.{k}: use 0/1, not {v}'
+    for name, prof in PARAMS['profiles'].items():
+        for sec, kv in prof.items():
+            for k, v in kv.items(): assert not isinstance(v, bool), f'params.yaml profiles.{name}.{sec}.{k}: use 0/1, not {v}'
 
 def diffiml_imports(code):
     return set(re.findall(r'(?:from|import) diffiml\.(\w+)', code))

@@ -1,9 +1,10 @@
-"""The real stage notebooks, run end to end with papermill at their tiny debug defaults (the nanoGPT-style debug
-configuration) in a scratch root: data -> mask autoencoder -> DiffIML, baseline -> evaluation -> report."""
+"""The real stage notebooks, run end to end with papermill on the `smoke` profile of params.yaml (exactly the values
+DVC passes after `diffiml profile smoke`) in a scratch root: data -> mask autoencoder -> DiffIML, baseline ->
+evaluation -> report."""
 import json
 import papermill as pm
 import pytest
-from conftest import REPO, load_yaml
+from conftest import REPO, load_yaml, stage_parameters
 
 STAGES = list(load_yaml('dvc.yaml')['stages'])
 
@@ -11,11 +12,10 @@ STAGES = list(load_yaml('dvc.yaml')['stages'])
 def run(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp('root')
     (root/'data').symlink_to(data_dir)
-    overrides = dict(prepare_data=dict(n_train=20, n_val=6, n_test=6), evaluate=dict(real_sets='casia1,nist16'))
     for s in STAGES:
         (root/'reports'/s).mkdir(parents=True, exist_ok=True)
         pm.execute_notebook(REPO/'nbs'/'pipeline'/f'{s}.ipynb', root/'reports'/s/f'{s}.ipynb', kernel_name='python3',
-                            parameters=dict(root=str(root), **overrides.get(s, {})), cwd=root, progress_bar=False)
+                            parameters=dict(stage_parameters(s, 'smoke'), root=str(root)), cwd=root, progress_bar=False)
     return root
 
 def test_parameters_are_injected(run):
@@ -45,3 +45,31 @@ def test_report_index(run):
     assert 'do not edit by hand' in text and (run/'reports/evaluate/results.md').read_text().strip() in text
     for s in ('train_vae', 'train_diffiml', 'train_baseline'):
         assert (run/'reports'/s/'live'/'plots'/'metrics'/'loss.tsv').is_file()
+
+def test_killed_stage_resumes_and_ends_identical(run, tmp_path):
+    """`train_vae` SIGKILLed (kernel and papermill) after a checkpoint, then run again as `dvc repro` would: it resumes
+    from its checkpoint and ends with exactly the weights of an uninterrupted run; its checkpoints are then removed."""
+    import os, subprocess, sys, time
+    import psutil
+    params = dict(stage_parameters('train_vae', 'smoke'), root=str(run), steps=200, checkpoint_every=20)
+    nb, weights = REPO/'nbs/pipeline/train_vae.ipynb', run/'artifacts/train_vae/diffusion_pytorch_model.safetensors'
+    cmd = [sys.executable, '-m', 'papermill', '--no-progress-bar', '-k', 'python3', '-y', json.dumps(params), str(nb)]
+    r = subprocess.run(cmd + [str(tmp_path/'full.ipynb')], cwd=run, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    reference = weights.read_bytes()
+    ckpts = run/'artifacts/checkpoints/train_vae'
+    assert not list(ckpts.glob('*/latest.json'))                  # a finished run leaves no checkpoint behind
+    p = subprocess.Popen(cmd + [str(tmp_path/'killed.ipynb')], cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t0 = time.time()
+    while not list(ckpts.glob('*/latest.json')):
+        assert p.poll() is None, 'the run ended before its first checkpoint'
+        assert time.time() - t0 < 600; time.sleep(0.05)
+    for proc in psutil.Process(p.pid).children(recursive=True) + [psutil.Process(p.pid)]: proc.kill()   # SIGKILL
+    p.wait()
+    step = json.loads(next(ckpts.glob('*/latest.json')).read_text())['step']
+    assert 20 <= step < 200
+    r = subprocess.run(cmd + [str(tmp_path/'resumed.ipynb')], cwd=run, capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'resuming from' in (tmp_path/'resumed.ipynb').read_text()
+    assert weights.read_bytes() == reference
+    assert not list(ckpts.glob('*/latest.json'))
