@@ -63,7 +63,7 @@ def _rewrite(text: str, want: dict, name: str) -> tuple[str, set]:
 # %% ../nbs/08_cli.ipynb #0c48eb38
 def set_profile(path, name: str, force: bool = False) -> dict:
     "Write profile `name`'s values into the stage sections of params file `path`; return {(section, key): (old, new)} changed."
-    path = Path(path); p = read_params(path); want = profile_values(p, name)
+    path = Path(path); p = read_params(path); want, changed = profile_values(p, name), profile_drift(p, name)
     keys = {n: set(profile_values(p, n)) for n in p['profiles']}
     if odd := [n for n in keys if keys[n] != keys[name]]:
         raise ProfileError(f'{path}: profiles {name!r} and {odd[0]!r} set different keys ({", ".join(".".join(k) for k in sorted(keys[name] ^ keys[odd[0]]))}): switching back would not restore the file')
@@ -79,7 +79,7 @@ def set_profile(path, name: str, force: bool = False) -> dict:
     new = yaml.safe_load(text)
     if profile_drift(new, name) or new.get('profile') != name: raise ProfileError(f'{path}: rewriting failed (values did not read back)')
     tmp = path.with_name(f'.{path.name}.tmp'); tmp.write_text(text); os.replace(tmp, path)
-    return {k: ((p.get(k[0]) or {}).get(k[1]), v) for k, v in want.items() if (p.get(k[0]) or {}).get(k[1]) != v}
+    return changed
 
 # %% ../nbs/08_cli.ipynb #1ce7f4f4
 def main(argv=None) -> int:
@@ -94,9 +94,11 @@ def main(argv=None) -> int:
     try:
         if a.name is None:
             p = read_params(a.params)
+            active = p.get('profile')
+            edited = profile_drift(p, active) if active in p['profiles'] else {}
             for n in p['profiles']:
-                drift = ' (edited since: ' + ', '.join('.'.join(k) for k in profile_drift(p, n)) + ')' if n == p.get('profile') and profile_drift(p, n) else ''
-                print(f'{"*" if n == p.get("profile") else " "} {n}{drift}')
+                note = ' (edited since: ' + ', '.join('.'.join(k) for k in edited) + ')' if n == active and edited else ''
+                print(f'{"*" if n == active else " "} {n}{note}')
             return 0
         changed = set_profile(a.params, a.name, a.force)
         print(f'{a.params}: profile {a.name}' + (''.join(f'\n  {s}.{k}: {o!r} -> {v!r}' for (s, k), (o, v) in changed.items()) if changed else ' (no value changed)'))

@@ -49,7 +49,7 @@ def test_report_index(run):
 def test_killed_stage_resumes_and_ends_identical(run, tmp_path):
     """`train_vae` SIGKILLed (kernel and papermill) after a checkpoint, then run again as `dvc repro` would: it resumes
     from its checkpoint and ends with exactly the weights of an uninterrupted run; its checkpoints are then removed."""
-    import os, subprocess, sys, time
+    import subprocess, sys, time
     import psutil
     params = dict(stage_parameters('train_vae', 'smoke'), root=str(run), steps=200, checkpoint_every=20)
     nb, weights = REPO/'nbs/pipeline/train_vae.ipynb', run/'artifacts/train_vae/diffusion_pytorch_model.safetensors'
