@@ -30,10 +30,16 @@ class Baseline(ModelMixin, ConfigMixin):
     def __init__(self,
                  backbone: str = 'mit-b3',  # MiT preset of the encoder
                  neck_channels: int = 128,  # channels of the fused feature map
-                 dice_weight: float = 1.0): # weight of the Dice term in the loss
+                 dice_weight: float = 1.0,  # weight of the Dice term in the loss
+                 image_size: int | None = None): # training resolution, the size `predict` expects (recorded for inference)
         super().__init__()
         self.encoder = ConditionEncoder(backbone, neck_channels)
         self.head = nn.Conv2d(neck_channels, 1, 1)
+    @property
+    def image_size(self) -> int | None:
+        "Side of the square images the model was trained at (None for checkpoints that did not record it)."
+        return self.config.image_size
+
     def forward(self, images):
         "Logits (B, 1, H, W) for images (B, 3, H, W) in [0, 1]."
         return F.interpolate(self.head(self.encoder(images)), size=images.shape[-2:], mode='bilinear', align_corners=False)
@@ -42,8 +48,11 @@ class Baseline(ModelMixin, ConfigMixin):
         logits = self(batch['image'])
         return F.binary_cross_entropy_with_logits(logits, batch['mask']) + self.config.dice_weight * dice_loss(logits, batch['mask'])
     @torch.no_grad()
-    def predict(self, images, sampler=None) -> dict:
-        "Probability map (B, 1, H, W); a discriminative model has no uncertainty map (zeros)."
+    def predict(self, images, sampler=None, **kwargs) -> dict:
+        "Probability map (B, 1, H, W); a discriminative model has no uncertainty map (zeros). A path, PIL image or array: see `diffiml.predict`."
+        if not torch.is_tensor(images):
+            from diffiml.predict import predict_image
+            return predict_image(self, images, sampler, **kwargs)
         prob = torch.sigmoid(self.eval()(images))
         return dict(prob=prob, uncertainty=torch.zeros_like(prob))
 

@@ -4,9 +4,10 @@
 
 # %% ../nbs/08_cli.ipynb #5261139f
 from __future__ import annotations
-import argparse, os, re, sys
+import argparse, json, re, sys
 from pathlib import Path
 import yaml
+from .data import write_atomic
 
 # %% auto #0
 __all__ = ['ProfileError', 'read_params', 'profile_values', 'profile_drift', 'set_profile', 'main']
@@ -78,10 +79,59 @@ def set_profile(path, name: str, force: bool = False) -> dict:
         raise ProfileError(f'{path}: profile {name!r} sets {", ".join(".".join(k) for k in missing)}, which no stage section has')
     new = yaml.safe_load(text)
     if profile_drift(new, name) or new.get('profile') != name: raise ProfileError(f'{path}: rewriting failed (values did not read back)')
-    tmp = path.with_name(f'.{path.name}.tmp'); tmp.write_text(text); os.replace(tmp, path)
+    write_atomic(path, text)
     return changed
 
 # %% ../nbs/08_cli.ipynb #1ce7f4f4
+def _benchmark(a) -> int:
+    "`diffiml benchmark`: print (and write) `benchmark_profile`'s figures."
+    from diffiml.benchmark import benchmark_profile     # imported here: it loads torch and the models
+    if a.out and Path(a.out).exists(): raise ProfileError(f'{a.out}: exists; choose another --out (nothing is overwritten)')
+    if not Path(a.data).is_dir(): raise ProfileError(f'{a.data}: no such folder (BSDS500 with images/ and groundTruth/; run `dvc pull data.dvc`)')
+    r = benchmark_profile(a.params, a.profile, a.data, a.steps, a.warmup, a.images, a.workers)
+    print(f"profile {r['profile']}, {r['size']}x{r['size']}, {r['device']}, torch {r['torch']}, {r['steps']} timed steps after {r['warmup']}")
+    print(f"{'stage':16}{'images/s':>10}{'ms/step':>10}{'batch':>7}{'peak GiB':>10}{'params (M)':>12}")
+    for st, x in r['stages'].items():
+        mem = f"{x['peak_memory_gib']:.2f}" if x['peak_memory_gib'] is not None else '-'
+        print(f"{st:16}{x['images_per_s']:10.1f}{x['ms_per_step']:10.1f}{x['batch_size']:7d}{mem:>10}{x['parameters'] / 1e6:12.2f}")
+    sp = r['sampling']
+    print(f"sampling: {sp['seconds_per_image']:.4f} s/image ({sp['sampler_steps']} steps x {sp['ensemble']} ensemble, tta {sp['tta']}, batch {sp['batch_size']})")
+    if a.out: write_atomic(a.out, json.dumps(r, indent=1))
+    return 0
+
+def _predict(a) -> int:
+    "`diffiml predict`: maps for each input image; exit status 1 when any input could not be read."
+    from diffiml.baseline import load_model
+    from diffiml.evaluate import pick_device
+    from diffiml.model import DiffIML, Sampler
+    from diffiml.predict import predict_files
+    model = load_model(a.checkpoint).to(pick_device(a.device))
+    if not model.image_size: raise ProfileError(f'{a.checkpoint}: records no training resolution')
+    sampler = Sampler(a.steps, a.ensemble, a.tta, a.solver, a.seed) if isinstance(model, DiffIML) else None
+    r = predict_files(model, a.inputs, a.out, sampler, a.threshold, a.batch_size, a.overwrite, a.max_output_pixels, progress=True)
+    for p in r['predictions']:
+        print(f"{p['file']}: score {p['score']:.3f}, {100 * p['manipulated_fraction']:.1f}% of pixels above {a.threshold}"
+              + (f" (maps at {p['output_size'][1]}x{p['output_size'][0]})" if p['resized_output'] else ''))
+    for f in r['failed']: print(f"diffiml: skipped {f['file']}: {f['error']}", file=sys.stderr)
+    print(f"{len(r['predictions'])} image(s) -> {a.out}" + (f"; {len(r['failed'])} failed" if r['failed'] else ''))
+    return 1 if r['failed'] else 0
+
+def _evaluate(a) -> int:
+    "`diffiml evaluate`: write `evaluate_checkpoint`'s metrics to `--out`."
+    from diffiml.evaluate import evaluate_checkpoint
+    out = Path(a.out)
+    if out.exists() and not a.overwrite: raise ProfileError(f'{out}: exists; pass --overwrite to replace it')
+    if not out.parent.is_dir(): raise ProfileError(f'{out.parent}: no such folder for --out')
+    r = evaluate_checkpoint(a.checkpoint, a.data, a.size, a.steps, a.ensemble, a.tta, a.solver, a.threshold, a.invert_masks,
+                            a.batch_size, a.resolution, a.seed, a.device, a.skip_unreadable, progress=True)
+    write_atomic(out, json.dumps(r, indent=1))
+    f = lambda v: 'n/a' if v is None else f'{v:.3f}'
+    print(f"{r['model']} on {a.data} ({r['n_manipulated']} manipulated, {r['n_authentic']} authentic, {r['resolution']} resolution): "
+          f"pixel F1 {f(r['pixel_f1'])}, permuted F1 {f(r['permuted_f1'])}, IoU {f(r['pixel_iou'])}, pixel AUC {f(r['pixel_auc'])}, "
+          f"image AUC {f(r['image_auc'])}; {r['seconds_per_image']:.3f} s/image -> {out}")
+    for s in r['skipped']: print(f"skipped {s['path']}: {s['problem']}", file=sys.stderr)
+    return 0
+
 def main(argv=None) -> int:
     "Entry point of the `diffiml` command."
     ap = argparse.ArgumentParser(prog='diffiml', description='DiffIML: image manipulation localization with a score-based model.')
@@ -90,8 +140,62 @@ def main(argv=None) -> int:
     pp.add_argument('name', nargs='?', help='profile to switch to (default, smoke, paper); none: list them')
     pp.add_argument('--params', default='params.yaml', help='the params file (default: ./params.yaml)')
     pp.add_argument('--force', action='store_true', help='overwrite stage values edited by hand')
+    bp = sub.add_parser('benchmark', help="time each training stage and the sampler of a profile on this machine",
+                        description='Train each stage of a profile for a few steps on synthetic manipulations at its '
+                                    'resolution; print images/s, ms/step, peak GPU memory and sampling seconds/image.')
+    bp.add_argument('--profile', help='profile to time (default: the values params.yaml holds now)')
+    bp.add_argument('--params', default='params.yaml', help='the params file (default: ./params.yaml)')
+    bp.add_argument('--data', default='data/bsds500', help='BSDS500 folder to synthesize samples from (default: data/bsds500)')
+    bp.add_argument('--steps', type=int, default=50, help='timed training steps per stage (default: 50)')
+    bp.add_argument('--warmup', type=int, default=10, help='untimed steps before them (default: 10)')
+    bp.add_argument('--images', type=int, default=64, help='synthetic training images (default: 64)')
+    bp.add_argument('--workers', type=int, default=0, help='DataLoader worker processes (default: 0)')
+    bp.add_argument('--out', help='also write the figures to this JSON file (must not exist)')
+    ep = sub.add_parser('evaluate', help='score a DiffIML or baseline checkpoint on a test set (pixel F1, IoU, AUC, ...)',
+                        description='Predict every image of a test set with a checkpoint and write the field-standard metrics '
+                                    '(pixel F1 at a fixed threshold averaged over manipulated images, permuted F1, IoU, pixel AUC, '
+                                    'image-level AUC and accuracy) to a JSON file.')
+    ep.add_argument('--checkpoint', required=True, help='checkpoint folder (DiffIML or Baseline, e.g. artifacts/train_diffiml)')
+    ep.add_argument('--data', required=True, help='test set: a folder with Tp/ and Gt/, or a JSON list of [image, mask] pairs')
+    ep.add_argument('--out', required=True, help='JSON file to write the metrics to')
+    ep.add_argument('--steps', type=int, default=8, help='sampler steps (DiffIML; default: 8)')
+    ep.add_argument('--ensemble', type=int, default=5, help='samples averaged per image (DiffIML; default: 5)')
+    ep.add_argument('--no-tta', dest='tta', action='store_false', help='no flip test-time augmentation (DiffIML)')
+    ep.add_argument('--solver', default=None, help="diffusers scheduler class, e.g. DPMSolverMultistepScheduler (default: the model's own)")
+    ep.add_argument('--seed', type=int, default=0, help='seed of the sampler noise (default: 0)')
+    ep.add_argument('--threshold', type=float, default=0.5, help='binarization threshold of the maps (default: 0.5)')
+    ep.add_argument('--invert-masks', action='store_true', help='masks mark manipulated pixels in black (e.g. NIST16)')
+    ep.add_argument('--resolution', choices=('native', 'network'), default='native',
+                    help="score at each image's own size (maps resized back; default) or at the network's")
+    ep.add_argument('--size', type=int, default=None, help="side to predict at (default: the checkpoint's training size)")
+    ep.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default: 8)')
+    ep.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
+    ep.add_argument('--skip-unreadable', action='store_true', help='skip (and list) unreadable pairs instead of stopping')
+    ep.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
+    rp = sub.add_parser('predict', help='write mask, probability and uncertainty maps for your images',
+                        description='Localize manipulations in images with a trained checkpoint (no ground truth needed). For each '
+                                    'image writes <stem>_mask.png (0/255 at --threshold), <stem>_prob.png (probability x 255) and '
+                                    '<stem>_uncertainty.png (ensemble std x 510), all at the image\'s own size, and one '
+                                    'predictions.json with per-image scores and timing. Unreadable files are reported and skipped '
+                                    '(exit status 1 at the end); existing outputs are never replaced without --overwrite.')
+    rp.add_argument('inputs', nargs='+', metavar='IMAGE_OR_FOLDER', help='image files, or folders whose image files (.jpg .png .tif .bmp) to use')
+    rp.add_argument('--checkpoint', required=True, help='checkpoint folder (DiffIML or Baseline, e.g. artifacts/train_diffiml)')
+    rp.add_argument('--out', required=True, help='output folder (created if missing)')
+    rp.add_argument('--threshold', type=float, default=0.5, help='probability above which a pixel counts as manipulated (default: 0.5)')
+    rp.add_argument('--steps', type=int, default=8, help='sampler steps (DiffIML; default: 8)')
+    rp.add_argument('--ensemble', type=int, default=5, help='samples per image; their spread is the uncertainty map (DiffIML; default: 5)')
+    rp.add_argument('--no-tta', dest='tta', action='store_false', help='no flip test-time augmentation (DiffIML)')
+    rp.add_argument('--solver', default=None, help="diffusers scheduler class, e.g. DPMSolverMultistepScheduler (default: the model's own)")
+    rp.add_argument('--seed', type=int, default=0, help='seed of the sampler noise (default: 0)')
+    rp.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
+    rp.add_argument('--batch-size', type=int, default=4, help='images per forward pass (default: 4)')
+    rp.add_argument('--max-output-pixels', type=int, default=50_000_000, help='larger images get maps at a reduced size (default: 50000000)')
+    rp.add_argument('--overwrite', action='store_true', help='replace existing output files')
     a = ap.parse_args(argv)
     try:
+        if a.command == 'benchmark': return _benchmark(a)
+        if a.command == 'predict': return _predict(a)
+        if a.command == 'evaluate': return _evaluate(a)
         if a.name is None:
             p = read_params(a.params)
             active = p.get('profile')
@@ -103,5 +207,5 @@ def main(argv=None) -> int:
         changed = set_profile(a.params, a.name, a.force)
         print(f'{a.params}: profile {a.name}' + (''.join(f'\n  {s}.{k}: {o!r} -> {v!r}' for (s, k), (o, v) in changed.items()) if changed else ' (no value changed)'))
         return 0
-    except ProfileError as e:
+    except (ProfileError, ValueError, OSError) as e:   # DataError, CheckpointError are ValueErrors: they name the file
         print(f'diffiml: {e}', file=sys.stderr); return 2

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #da3559d7
 from __future__ import annotations
-import json, time, warnings
+import json, os, time, warnings
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -16,10 +16,10 @@ from PIL import Image, ImageOps
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MASK_SUFFIXES', 'KINDS', 'MISMATCH_POLICIES', 'DataError', 'image_size', 'load_image',
-           'load_mask', 'Pair', 'pair_folder', 'read_pairs', 'write_pairs', 'resize_to', 'edge_width_for', 'edge_band',
-           'bsds_items', 'bsds_segmentation', 'pick_region', 'feather', 'match_colour', 'splice', 'copy_move',
-           'removal', 'jpeg_recompress', 'post_process', 'region_trace', 'synthesize_sample', 'write_synthetic',
-           'align_mask', 'Augment', 'IMLDataset', 'loader_throughput']
+           'load_mask', 'Pair', 'pair_folder', 'read_pairs', 'write_atomic', 'write_pairs', 'resize_to',
+           'edge_width_for', 'edge_band', 'bsds_items', 'bsds_segmentation', 'pick_region', 'feather', 'match_colour',
+           'splice', 'copy_move', 'removal', 'jpeg_recompress', 'add_noise', 'post_process', 'region_trace',
+           'synthesize_sample', 'write_synthetic', 'align_mask', 'Augment', 'IMLDataset', 'loader_throughput']
 
 # %% ../nbs/00_data.ipynb #b9687139
 class DataError(ValueError):
@@ -138,6 +138,13 @@ def read_pairs(path) -> list[Pair]:
         img = path.parent/it[0]
         out.append(Pair(img, None if it[1] == 'Negative' else path.parent/it[1]))
     return out
+
+def write_atomic(path, data: str | bytes) -> Path:
+    "Write text or bytes to `path` through a temporary file beside it and a rename: no reader ever sees half a file."
+    path = Path(path); tmp = path.with_name(f'.{path.name}.tmp')
+    if isinstance(data, bytes): tmp.write_bytes(data)
+    else: tmp.write_text(data)
+    os.replace(tmp, path); return path
 
 def write_pairs(pairs, path) -> Path:
     "Write `pairs` as an IMDL-BenCo JSON list, paths relative to the JSON file's folder."
@@ -285,10 +292,14 @@ def jpeg_recompress(img: np.ndarray, quality: int) -> np.ndarray:
     buf = cv2.imencode('.jpg', np.ascontiguousarray(img[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])[1]
     return np.ascontiguousarray(cv2.imdecode(buf, cv2.IMREAD_COLOR)[..., ::-1])
 
+def add_noise(img: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    "uint8 `img` plus Gaussian noise of standard deviation `sigma` (on 0-255 values), clipped."
+    return np.clip(img + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+
 def post_process(img, rng, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2):
     "Optional global blur (sigma 0.3-1), noise (sigma 1-4) and JPEG re-compression of the whole image."
     if rng.random() < p_blur: img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
-    if rng.random() < p_noise: img = np.clip(img + rng.normal(0, rng.uniform(1, 4), img.shape), 0, 255).astype(np.uint8)
+    if rng.random() < p_noise: img = add_noise(img, rng.uniform(1, 4), rng)
     if rng.random() < p_jpeg:
         img = jpeg_recompress(img, rng.integers(jpeg_quality[0], jpeg_quality[1], endpoint=True))
     return np.ascontiguousarray(img)
@@ -296,7 +307,7 @@ def post_process(img, rng, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noi
 def region_trace(img, mask, rng) -> np.ndarray:
     "`img` with the pixels of `mask` alone re-processed by one of: Gaussian noise (sigma 3-10), blur (sigma 0.6-1.5), JPEG (quality 20-60)."
     k = int(rng.integers(3))
-    if k == 0: alt = np.clip(img + rng.normal(0, rng.uniform(3, 10), img.shape), 0, 255).astype(np.uint8)
+    if k == 0: alt = add_noise(img, rng.uniform(3, 10), rng)
     elif k == 1: alt = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.5))
     else: alt = jpeg_recompress(img, int(rng.integers(20, 61)))
     return np.where(mask[..., None], alt, img)
@@ -397,6 +408,7 @@ class IMLDataset(torch.utils.data.Dataset):
                  invert_masks: bool = False, size_mismatch: str = 'error', on_error: str = 'raise'):
         if on_error not in ('raise', 'skip'): raise ValueError(f"on_error={on_error!r}; choose 'raise' or 'skip'")
         self.size, self.edge_width = size, edge_width or edge_width_for(size)
+        self.invert_masks, self.size_mismatch = invert_masks, size_mismatch
         self.augment = Augment() if augment is True else (augment or None)
         self.pairs, self.images, self.masks, self.skipped = [], [], [], []
         for p in pairs:
@@ -408,10 +420,20 @@ class IMLDataset(torch.utils.data.Dataset):
         if not self.images: raise DataError(pairs[0].image.parent if pairs else '<dataset>', 'no usable image/mask pair')
 
     def _load(self, p: Pair, invert, size_mismatch):
-        shape = image_size(p.image)
         img = load_image(p.image, max_side=2 * self.size)
-        m = align_mask(load_mask(p.mask, invert=invert), shape, size_mismatch, p.mask) if p.mask else np.zeros(shape, bool)
-        return resize_to(img, (self.size,) * 2), resize_to(m, (self.size,) * 2)
+        return resize_to(img, (self.size,) * 2), resize_to(self._mask(p), (self.size,) * 2)
+
+    def _mask(self, p: Pair) -> np.ndarray:
+        shape = image_size(p.image)
+        return align_mask(load_mask(p.mask, invert=self.invert_masks), shape, self.size_mismatch, p.mask) if p.mask else np.zeros(shape, bool)
+
+    def native_shape(self, i) -> tuple[int, int]:
+        "(height, width) of image `i` as stored on disk."
+        return image_size(self.pairs[i].image)
+
+    def native_mask(self, i) -> np.ndarray:
+        "Boolean ground truth of image `i` at its native size (read again from disk: for evaluation)."
+        return self._mask(self.pairs[i])
 
     def __len__(self): return len(self.images)
     def __getitem__(self, i):

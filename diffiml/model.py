@@ -72,6 +72,11 @@ class DiffIML(nn.Module):
                          mid_attention, attention_head_dim, norm_num_groups, sample_size)
         return cls(vae, enc, score, make_scheduler(scheduler))
 
+    @property
+    def image_size(self) -> int:
+        "Side of the square images the model was built for: the score network's latent size times the autoencoder's downsampling."
+        return self.score.config.sample_size * self.vae.downsample
+
     def train(self, mode: bool = True):
         "Train mode for encoder and score network; the autoencoder stays frozen in eval mode."
         super().train(mode); self.vae.eval(); return self
@@ -145,7 +150,10 @@ class Sampler:
         return dict(prob=prob, uncertainty=unc)
 
 # %% ../nbs/04_model.ipynb #becd0c72
-def _predict(self: DiffIML, images, sampler: Sampler | None = None) -> dict:
-    "Probability and uncertainty maps for images (B, 3, H, W) in [0, 1]."
+def _predict(self: DiffIML, images, sampler: Sampler | None = None, **kwargs) -> dict:
+    "Probability and uncertainty maps for images (B, 3, H, W) in [0, 1]; a path, PIL image or array goes to `diffiml.predict.predict_image`."
+    if not torch.is_tensor(images):
+        from diffiml.predict import predict_image      # maps at the image's own size, mask, score
+        return predict_image(self, images, sampler, **kwargs)
     return (sampler or Sampler())(self.eval(), images)
 DiffIML.predict = _predict

@@ -57,7 +57,7 @@ class ScoreNet(ModelMixin, ConfigMixin):
 
 # %% ../nbs/03_score.ipynb #066f0e18
 NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule='linear', beta_start=1e-4, beta_end=0.02,
-                      prediction_type='sample', clip_sample=False)
+                      prediction_type='sample', clip_sample=False, timestep_spacing='trailing')
 
 def make_scheduler(name: str = 'DDIMScheduler', **overrides):
     "A diffusers scheduler by class name over DiffIML's noise schedule (x0 prediction)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #ec05e515
 from __future__ import annotations
-import hashlib, json, math, os, shutil
+import hashlib, json, math, os, shutil, time
 from pathlib import Path
 import torch
 from torch import nn
@@ -12,9 +12,10 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, set_seed
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
+from .data import write_atomic
 
 # %% auto #0
-__all__ = ['LossModule', 'latest_checkpoint', 'run_fingerprint', 'fit', 'save_final']
+__all__ = ['LossModule', 'latest_checkpoint', 'run_fingerprint', 'fit', 'save_final', 'train_stage']
 
 # %% ../nbs/07_train.ipynb #3f1fa25c
 class LossModule(nn.Module):
@@ -24,9 +25,6 @@ class LossModule(nn.Module):
     def forward(self, batch): return self.loss_fn(self.model, batch)
 
 # %% ../nbs/07_train.ipynb #bd34503d
-def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(json.dumps(obj)); os.replace(tmp, path)
-
 def latest_checkpoint(ckpt_dir, fingerprint: str | None = None) -> tuple[Path, int] | None:
     "(folder, step) of the last complete training checkpoint in `ckpt_dir`, or None; it must come from the run `fingerprint` names."
     f = Path(ckpt_dir)/'latest.json'
@@ -106,7 +104,7 @@ def _save_state(acc, ckpt_dir: Path, step: int, fingerprint=None) -> None:
     acc.save_state(str(d))
     acc.wait_for_everyone()
     if acc.is_main_process:
-        _write_json_atomic(ckpt_dir/'latest.json', dict(dir=d.name, step=step, fingerprint=fingerprint))
+        write_atomic(ckpt_dir/'latest.json', json.dumps(dict(dir=d.name, step=step, fingerprint=fingerprint)))
         for old in ckpt_dir.glob('step-*'):
             if old != d: shutil.rmtree(old, ignore_errors=True)
 
@@ -119,3 +117,16 @@ def save_final(model, out) -> Path:
     if out.exists(): os.replace(out, old)
     os.replace(tmp, out); shutil.rmtree(old, ignore_errors=True)
     return out
+
+# %% ../nbs/07_train.ipynb #trstage2
+def train_stage(stage: str, root, model, dataset, loss_fn, settings: dict, inputs=(), **fit_kwargs) -> tuple[list[float], float]:
+    "Train `model` as pipeline stage `stage` under repository `root`: resumable, logged, published to artifacts/<stage>; (losses, seconds)."
+    root = Path(root)
+    fp = run_fingerprint({k: v for k, v in settings.items() if k not in ('root', 'num_workers', 'checkpoint_every')}, *inputs)
+    ckpt = root/'artifacts'/'checkpoints'/stage/fp
+    t0 = time.perf_counter()
+    losses = fit(model, dataset, loss_fn, log_dir=root/'reports'/stage/'live', desc=stage, checkpoint_dir=ckpt, fingerprint=fp, **fit_kwargs)
+    seconds = time.perf_counter() - t0
+    save_final(model, root/'artifacts'/stage)
+    shutil.rmtree(ckpt, ignore_errors=True)
+    return losses, seconds

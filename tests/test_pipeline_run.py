@@ -1,6 +1,6 @@
 """The real stage notebooks, run end to end with papermill on the `smoke` profile of params.yaml (exactly the values
 DVC passes after `diffiml profile smoke`) in a scratch root: data -> mask autoencoder -> DiffIML, baseline ->
-evaluation -> report."""
+evaluation, robustness, sampler study, efficiency -> report; then `diffiml evaluate` on the trained checkpoints."""
 import json
 import papermill as pm
 import pytest
@@ -12,6 +12,7 @@ STAGES = list(load_yaml('dvc.yaml')['stages'])
 def run(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp('root')
     (root/'data').symlink_to(data_dir)
+    (root/'dvc.yaml').symlink_to(REPO/'dvc.yaml')     # the report stage indexes the outputs dvc.yaml declares
     for s in STAGES:
         (root/'reports'/s).mkdir(parents=True, exist_ok=True)
         pm.execute_notebook(REPO/'nbs'/'pipeline'/f'{s}.ipynb', root/'reports'/s/f'{s}.ipynb', kernel_name='python3',
@@ -40,9 +41,30 @@ def test_evaluation_table_and_figures(run):
     for f in ('prepare_data/gallery.png', 'train_vae/reconstructions.png', 'evaluate/qualitative.png', 'report/loss_curves.png'):
         assert (run/'reports'/f).read_bytes()[:4] == b'\x89PNG', f
 
+def test_robustness_sampler_efficiency(run):
+    import pandas as pd
+    rob = pd.read_csv(run/'reports/robustness/robustness.csv')
+    p = stage_parameters('robustness', 'smoke')
+    n_cond = 1 + sum(len(str(p[k]).split(',')) for k in ('jpeg', 'blur', 'noise', 'resize'))
+    assert len(rob) == 3 * n_cond and set(rob.model) == {'DiffIML', 'Baseline', 'All-manipulated'}
+    assert rob.pixel_f1.between(0, 1).all()
+    samp = pd.read_csv(run/'reports/sampler/sampler.csv')
+    q = stage_parameters('sampler', 'smoke')
+    n_cfg = len(q['solvers'].split(',')) * len(str(q['steps']).split(',')) * len(str(q['ensembles']).split(',')) * len(str(q['tta']).split(','))
+    assert len(samp) == n_cfg + 1 and (samp.seconds_per_image > 0).all()
+    eff = pd.read_csv(run/'reports/efficiency/efficiency.csv')
+    assert list(eff.model) == ['Baseline'] + ['DiffIML'] * len(stage_parameters('efficiency', 'smoke')['configs'].split(','))
+    assert (eff.gflops > 0).all() and (eff.ms_per_image > 0).all()
+    d = eff[eff.model == 'DiffIML'].set_index('sampler').gflops        # 16 network passes cost more than 1
+    assert d.iloc[0] > 4 * d.iloc[1] and eff.pixel_f1.notna().all()   # smoke configs are in the smoke sampler grid
+    for f in ('robustness/robustness.png', 'sampler/sampler.png'): assert (run/'reports'/f).read_bytes()[:4] == b'\x89PNG', f
+
 def test_report_index(run):
     text = (run/'reports/README.md').read_text()
     assert 'do not edit by hand' in text and (run/'reports/evaluate/results.md').read_text().strip() in text
+    for f in ('robustness/robustness.md', 'sampler/sampler.md', 'efficiency/efficiency.md'):
+        assert (run/'reports'/f).read_text().strip() in text, f
+    for s in STAGES: assert f'| `{s}` | `nbs/pipeline/{s}.ipynb` |' in text, s
     for s in ('train_vae', 'train_diffiml', 'train_baseline'):
         assert (run/'reports'/s/'live'/'plots'/'metrics'/'loss.tsv').is_file()
 
@@ -73,3 +95,24 @@ def test_killed_stage_resumes_and_ends_identical(run, tmp_path):
     assert 'resuming from' in (tmp_path/'resumed.ipynb').read_text()
     assert weights.read_bytes() == reference
     assert not list(ckpts.glob('*/latest.json'))
+
+def test_evaluate_command(run, tmp_path):
+    """`diffiml evaluate` on both trained checkpoints: the JSON the issue lists, a kept --out, clear errors."""
+    import subprocess
+    def cli(*args): return subprocess.run(['diffiml', 'evaluate', *map(str, args)], capture_output=True, text=True, timeout=600)
+    data = run/'data/samples/nist16'
+    for name in ('train_diffiml', 'train_baseline'):
+        out = tmp_path/f'{name}.json'
+        r = cli('--checkpoint', run/'artifacts'/name, '--data', data, '--invert-masks', '--out', out, '--steps', 2, '--ensemble', 2)
+        assert r.returncode == 0, r.stderr[-2000:]
+        res = json.loads(out.read_text())
+        for k in ('pixel_f1', 'permuted_f1', 'pixel_iou', 'pixel_auc', 'n_manipulated', 'n_authentic', 'image_auc', 'seconds_per_image'):
+            assert k in res, k
+        assert res['n_manipulated'] == 2 and res['image_auc'] is None and res['resolution'] == 'native'
+    before = out.read_bytes()
+    r = cli('--checkpoint', run/'artifacts/train_baseline', '--data', data, '--out', out)
+    assert r.returncode == 2 and 'exists' in r.stderr and out.read_bytes() == before     # never overwritten silently
+    r = cli('--checkpoint', tmp_path/'nothing', '--data', data, '--out', tmp_path/'x.json')
+    assert r.returncode == 2 and 'nothing' in r.stderr and 'Traceback' not in r.stderr
+    r = cli('--checkpoint', run/'artifacts/train_baseline', '--data', tmp_path/'no_set', '--out', tmp_path/'x.json')
+    assert r.returncode == 2 and 'no_set' in r.stderr and 'Traceback' not in r.stderr

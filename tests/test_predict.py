@@ -1,0 +1,75 @@
+"""`diffiml predict` as a new user runs it: the three maps per image for the real samples, and a folder of bad and
+awkward inputs (corrupt JPEG, text file named .png, 16-bit TIFF, 4000x3000 JPEG) handled without a crash."""
+import json, subprocess
+from pathlib import Path
+import numpy as np
+import pytest, torch
+from PIL import Image
+from conftest import REPO
+
+@pytest.fixture(scope='module')
+def ckpt(tmp_path_factory):
+    "A small untrained DiffIML checkpoint (64 px): what matters here is the handling of files, not the maps."
+    from diffiml.vae import LightVAE
+    from diffiml.model import DiffIML
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp('ckpt')/'diffiml'
+    DiffIML.build(LightVAE(block_out_channels=(8, 8, 8)), backbone='resnet-tiny', neck_channels=16, unet_channels=(16,),
+                  layers_per_block=1, norm_num_groups=8, sample_size=8).save_pretrained(d)
+    return d
+
+def predict(*args):
+    return subprocess.run(['diffiml', 'predict', *map(str, args), '--steps', '2', '--ensemble', '2'], capture_output=True, text=True, timeout=600)
+
+def test_real_samples_get_three_maps_each(ckpt, tmp_path, data_dir):
+    folders = sorted((data_dir/'samples').glob('*/Tp'))
+    r = predict('--checkpoint', ckpt, '--out', tmp_path, *folders)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path/'predictions.json').read_text())
+    images = [p for f in folders for p in f.iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')]
+    assert len(res['predictions']) == len(images) and not res['failed']
+    for p in res['predictions']:
+        h, w = p['size']
+        for k in ('mask', 'prob', 'uncertainty'):
+            a = np.asarray(Image.open(tmp_path/f"{p['outputs']}_{k}.png"))
+            assert a.shape == (h, w) and a.dtype == np.uint8, (p['file'], k)
+        assert 0 <= p['score'] <= 1 and p['seconds'] > 0
+    assert set(np.unique(np.asarray(Image.open(tmp_path/f"{res['predictions'][0]['outputs']}_mask.png")))) <= {0, 255}
+
+def test_bad_and_awkward_inputs(ckpt, tmp_path, data_dir):
+    src = tmp_path/'in'; src.mkdir()
+    good = next((data_dir/'samples'/'casia1'/'Tp').glob('*.jpg')).read_bytes()
+    (src/'corrupt.jpg').write_bytes(good[:len(good) // 2] + b'\x00' * 64)     # truncated JPEG
+    (src/'notes.png').write_text('this is text, not a PNG')
+    (src/'empty.png').write_bytes(b'')
+    Image.fromarray(np.linspace(0, 65535, 48 * 64).reshape(48, 64).astype(np.uint16)).save(src/'deep.tif')
+    assert Image.open(src/'deep.tif').mode.startswith('I;16')
+    yy, xx = np.mgrid[0:3000, 0:4000]
+    Image.fromarray(np.stack([(xx * 255 // 4000), (yy * 255 // 3000), np.full_like(xx, 128)], -1).astype(np.uint8)).save(src/'huge.jpg', quality=85)
+    out = tmp_path/'out'
+    r = predict('--checkpoint', ckpt, '--out', out, src)
+    assert r.returncode == 1, r.stderr[-2000:]                  # some inputs failed: non-zero, after doing the rest
+    assert 'Traceback' not in r.stderr
+    for name in ('corrupt.jpg', 'notes.png', 'empty.png'): assert name in r.stderr, name
+    res = json.loads((out/'predictions.json').read_text())
+    assert sorted(Path(p['file']).name for p in res['predictions']) == ['deep.tif', 'huge.jpg']
+    huge = next(p for p in res['predictions'] if p['file'].endswith('huge.jpg'))
+    assert huge['size'] == [3000, 4000] and np.asarray(Image.open(out/'huge_prob.png')).shape == (3000, 4000)
+    assert np.asarray(Image.open(out/'deep_uncertainty.png')).shape == (48, 64)
+    # a second run must not replace what the first wrote
+    before = (out/'huge_prob.png').read_bytes()
+    r = predict('--checkpoint', ckpt, '--out', out, src)
+    assert r.returncode == 2 and 'exists' in r.stderr and (out/'huge_prob.png').read_bytes() == before
+    r = predict('--checkpoint', ckpt, '--out', out, src, '--overwrite', '--max-output-pixels', 1_000_000)
+    assert r.returncode == 1 and np.asarray(Image.open(out/'huge_prob.png')).shape == (866, 1154)   # bounded maps, aspect kept
+
+def test_checkpoint_errors_are_clear(ckpt, tmp_path, data_dir):
+    img = next((data_dir/'samples'/'casia1'/'Tp').glob('*.jpg'))
+    r = predict('--checkpoint', tmp_path/'missing', '--out', tmp_path/'o', img)
+    assert r.returncode == 2 and 'missing' in r.stderr and 'Traceback' not in r.stderr
+    import shutil
+    broken = tmp_path/'broken'; shutil.copytree(ckpt, broken)
+    (broken/'score'/'diffusion_pytorch_model.safetensors').unlink()     # weights gone: never a silently random model
+    r = predict('--checkpoint', broken, '--out', tmp_path/'o', img)
+    assert r.returncode == 2 and 'score' in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path/'o').exists()
