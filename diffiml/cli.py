@@ -101,13 +101,9 @@ def _benchmark(a) -> int:
 
 def _predict(a) -> int:
     "`diffiml predict`: maps for each input image; exit status 1 when any input could not be read."
-    from diffiml.baseline import load_model
-    from diffiml.evaluate import pick_device
-    from diffiml.model import DiffIML, Sampler
+    from diffiml.evaluate import load_for_inference
     from diffiml.predict import predict_files
-    model = load_model(a.checkpoint).to(pick_device(a.device))
-    if not model.image_size: raise ProfileError(f'{a.checkpoint}: records no training resolution')
-    sampler = Sampler(a.steps, a.ensemble, a.tta, a.solver, a.seed) if isinstance(model, DiffIML) else None
+    model, _, sampler = load_for_inference(a.checkpoint, a.device, None, a.steps, a.ensemble, a.tta, a.solver, a.seed)
     r = predict_files(model, a.inputs, a.out, sampler, a.threshold, a.batch_size, a.overwrite, a.max_output_pixels, progress=True)
     for p in r['predictions']:
         print(f"{p['file']}: score {p['score']:.3f}, {100 * p['manipulated_fraction']:.1f}% of pixels above {a.threshold}"

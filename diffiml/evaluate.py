@@ -16,7 +16,7 @@ from .baseline import load_model
 from .metrics import evaluate_dataset, RESOLUTIONS
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'pick_device', 'evaluate_checkpoint', 'perturb']
+__all__ = ['PERTURBATIONS', 'pick_device', 'load_for_inference', 'evaluate_checkpoint', 'perturb']
 
 # %% ../nbs/10_evaluate.ipynb #4edf8748
 def pick_device(device: str = 'auto') -> torch.device:
@@ -26,24 +26,30 @@ def pick_device(device: str = 'auto') -> torch.device:
     if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f'device {device!r}: PyTorch sees no CUDA GPU here (use cpu or auto)')
     return d
 
-# %% ../nbs/10_evaluate.ipynb #ec310874
+# %% ../nbs/10_evaluate.ipynb #01442350
+def load_for_inference(checkpoint, device: str = 'auto', size: int | None = None, steps: int = 8, ensemble: int = 5,
+                       tta: bool = True, solver: str | None = None, seed: int | None = 0) -> tuple:
+    "(model, size, sampler) of `checkpoint` on `device`: `size` defaults to the training size the checkpoint recorded."
+    model = load_model(checkpoint).to(pick_device(device))
+    size = size or model.image_size
+    if not size: raise CheckpointError(f'{checkpoint}: records no training resolution; give the size to predict at')
+    return model, size, Sampler(steps, ensemble, tta, solver, seed) if isinstance(model, DiffIML) else None
+
+# %% ../nbs/10_evaluate.ipynb #4dd8d4de
 def evaluate_checkpoint(checkpoint, data, size: int | None = None, steps: int = 8, ensemble: int = 5, tta: bool = True,
                         solver: str | None = None, threshold: float = 0.5, invert_masks: bool = False, batch_size: int = 8,
                         resolution: str = 'native', seed: int | None = 0, device: str = 'auto', skip_unreadable: bool = False,
                         progress: bool = False) -> dict:
     "Field-standard metrics of the DiffIML or baseline `checkpoint` on test set `data` (folder or JSON pairs)."
-    if resolution not in RESOLUTIONS: raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')
-    model = load_model(checkpoint).to(pick_device(device))
-    size = size or model.image_size
-    if not size: raise CheckpointError(f'{checkpoint}: records no training resolution; give the size to predict at')
+    if resolution not in RESOLUTIONS: raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')   # before any work
+    model, size, sampler = load_for_inference(checkpoint, device, size, steps, ensemble, tta, solver, seed)
     ds = IMLDataset(read_pairs(data), size=size, invert_masks=invert_masks, on_error='skip' if skip_unreadable else 'raise')
-    sampler = Sampler(steps, ensemble, tta, solver, seed) if isinstance(model, DiffIML) else None
     r = evaluate_dataset(model, ds, sampler, batch_size, threshold, resolution, progress)
     return dict(r, model=type(model).__name__, checkpoint=str(checkpoint), data=str(data), size=size, resolution=resolution,
                 threshold=threshold, invert_masks=invert_masks, sampler=asdict(sampler) if sampler else None,
                 skipped=[dict(path=str(p), problem=w) for p, w in ds.skipped])
 
-# %% ../nbs/10_evaluate.ipynb #f6ef2126
+# %% ../nbs/10_evaluate.ipynb #d37aa1da
 PERTURBATIONS = ('jpeg', 'blur', 'noise', 'resize')
 
 def perturb(img: np.ndarray, kind: str, strength: float, seed: int = 0) -> np.ndarray:
