@@ -36,7 +36,8 @@ def stage_model(stage: str, s: dict, vae: LightVAE | None = None):
         if vae is None: raise ValueError('stage_model: train_diffiml needs the mask autoencoder (vae=)')
         m = DiffIML.build(vae, backbone=p['backbone'], neck_channels=p['neck_channels'], unet_channels=(p['unet_channels'],),
                           layers_per_block=p['layers_per_block'], mid_attention=bool(p['mid_attention']),
-                          attention_head_dim=p['attention_head_dim'], norm_num_groups=p['norm_num_groups'], sample_size=size // 8)
+                          attention_head_dim=p['attention_head_dim'], norm_num_groups=p['norm_num_groups'], sample_size=size // 8,
+                          edge=bool(p.get('edge', 1)))
         return m, lambda m, b: m.loss(b, p['error_prior'], p['mask_weight'], p['edge_weight'])
     if stage == 'train_baseline': return Baseline(p['backbone'], p['neck_channels'], p['dice_weight'], size), lambda m, b: m.loss(b)
     raise ValueError(f"stage_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline")

@@ -128,6 +128,19 @@ def _evaluate(a) -> int:
     for s in r['skipped']: print(f"skipped {s['path']}: {s['problem']}", file=sys.stderr)
     return 0
 
+def _standins(a) -> int:
+    "`diffiml standins`: stand-ins for every dataset of the params file's protocols, and a paths file naming them."
+    from diffiml.protocol import protocol_spec, make_standins, write_paths_file
+    p = read_params(a.params)
+    names = list(dict.fromkeys(n for proto in (p.get('protocols') or {}) for k in ('train', 'test', 'generative')
+                               for n in protocol_spec(p, proto)[k]))
+    if Path(a.paths).exists() and not a.overwrite: raise ProfileError(f'{a.paths}: exists; it may hold your dataset paths (pass --overwrite to replace it)')
+    entries = make_standins(a.data, a.out, names, n=a.images, size=a.size)
+    write_paths_file(entries, a.paths, overwrite=a.overwrite)
+    for k, v in entries.items(): print(f"{k}: {v['path']}" + (' (inverted masks)' if v['invert_masks'] else ''))
+    print(f'{len(entries)} stand-in dataset(s); paths -> {a.paths}')
+    return 0
+
 def main(argv=None) -> int:
     "Entry point of the `diffiml` command."
     ap = argparse.ArgumentParser(prog='diffiml', description='DiffIML: image manipulation localization with a score-based model.')
@@ -187,11 +200,23 @@ def main(argv=None) -> int:
     rp.add_argument('--batch-size', type=int, default=4, help='images per forward pass (default: 4)')
     rp.add_argument('--max-output-pixels', type=int, default=50_000_000, help='larger images get maps at a reduced size (default: 50000000)')
     rp.add_argument('--overwrite', action='store_true', help='replace existing output files')
+    sp = sub.add_parser('standins', help="small stand-ins for the protocols' datasets, to try `protocol: mvss` or `cat` without them",
+                        description='Write a small stand-in for every dataset the protocols of params.yaml name (the real samples of '
+                                    'data/samples where it has them, synthetic manipulations of BSDS500 photographs otherwise), and a '
+                                    'datasets file pointing at them. The numbers they give mean nothing: they exercise the machinery.')
+    sp.add_argument('--out', default='artifacts/standins', help='folder for the synthetic stand-ins (default: artifacts/standins)')
+    sp.add_argument('--paths', default='local/datasets.yaml', help='datasets file to write (default: local/datasets.yaml)')
+    sp.add_argument('--data', default='data', help='the data/ folder (default: data)')
+    sp.add_argument('--params', default='params.yaml', help='the params file whose protocols to serve (default: ./params.yaml)')
+    sp.add_argument('--images', type=int, default=16, help='synthetic pairs per stand-in (default: 16)')
+    sp.add_argument('--size', type=int, default=128, help='side of the synthetic stand-in images (default: 128)')
+    sp.add_argument('--overwrite', action='store_true', help='replace an existing datasets file')
     a = ap.parse_args(argv)
     try:
         if a.command == 'benchmark': return _benchmark(a)
         if a.command == 'predict': return _predict(a)
         if a.command == 'evaluate': return _evaluate(a)
+        if a.command == 'standins': return _standins(a)
         if a.name is None:
             p = read_params(a.params)
             active = p.get('profile')

@@ -147,9 +147,11 @@ def write_atomic(path, data: str | bytes) -> Path:
     os.replace(tmp, path); return path
 
 def write_pairs(pairs, path) -> Path:
-    "Write `pairs` as an IMDL-BenCo JSON list, paths relative to the JSON file's folder."
+    "Write `pairs` as an IMDL-BenCo JSON list, paths relative to the JSON file's folder (absolute for files outside it)."
     path = Path(path); base = path.parent.resolve()
-    rel = lambda p: Path(p).resolve().relative_to(base).as_posix()
+    def rel(p):
+        p = Path(p).resolve()
+        return (p.relative_to(base) if p.is_relative_to(base) else p).as_posix()
     path.write_text(json.dumps([[rel(p.image), rel(p.mask) if p.mask else 'Negative'] for p in pairs], indent=1))
     return path
 

@@ -56,8 +56,8 @@ class DiffIML(nn.Module):
     "DiffIML: frozen mask autoencoder + condition encoder + score network + training noise schedule."
     def __init__(self, vae: LightVAE, encoder: ConditionEncoder, score: ScoreNet, scheduler=None):
         super().__init__()
-        if score.config.latent_channels != 2 * vae.config.latent_channels:
-            raise ValueError(f'score network takes {score.config.latent_channels} latent channels, the autoencoder gives 2x{vae.config.latent_channels}')
+        if score.config.latent_channels not in (c := vae.config.latent_channels, 2 * c):
+            raise ValueError(f'score network takes {score.config.latent_channels} latent channels; the autoencoder gives {c} (mask only) or 2x{c} (mask and edge)')
         if score.config.cond_channels != encoder.config.neck_channels:
             raise ValueError(f'score network expects {score.config.cond_channels} condition channels, the encoder gives {encoder.config.neck_channels}')
         self.vae, self.encoder, self.score = vae.requires_grad_(False).eval(), encoder, score
@@ -65,12 +65,17 @@ class DiffIML(nn.Module):
 
     @classmethod
     def build(cls, vae: LightVAE, backbone='mit-b3', neck_channels=128, unet_channels=(128,), layers_per_block=2,
-              mid_attention=True, attention_head_dim=8, norm_num_groups=32, sample_size=64, scheduler='DDIMScheduler'):
-        "A new DiffIML around trained autoencoder `vae`, from the sizes of its parts and a diffusers scheduler name."
+              mid_attention=True, attention_head_dim=8, norm_num_groups=32, sample_size=64, scheduler='DDIMScheduler', edge=True):
+        "A new DiffIML around trained autoencoder `vae`, from the sizes of its parts and a diffusers scheduler name; `edge=False`: mask latent only."
         enc = ConditionEncoder(backbone, neck_channels, vae.downsample)
-        score = ScoreNet(2 * vae.config.latent_channels, neck_channels, tuple(unet_channels), layers_per_block,
+        score = ScoreNet((1 + bool(edge)) * vae.config.latent_channels, neck_channels, tuple(unet_channels), layers_per_block,
                          mid_attention, attention_head_dim, norm_num_groups, sample_size)
         return cls(vae, enc, score, make_scheduler(scheduler))
+
+    @property
+    def edge(self) -> bool:
+        "Whether the score network denoises the edge latent jointly with the mask latent (the paper) or the mask latent alone."
+        return self.score.config.latent_channels == 2 * self.vae.config.latent_channels
 
     @property
     def image_size(self) -> int:
@@ -83,13 +88,15 @@ class DiffIML(nn.Module):
 
     @torch.no_grad()
     def latents(self, mask, edge):
-        "Joint clean latent [z_mask, z_edge] of {0,1} masks and edge bands (B, 1, H, W)."
-        return torch.cat([self.vae.encode(to_signed(mask)), self.vae.encode(to_signed(edge))], 1)
+        "Clean latent [z_mask, z_edge] of {0,1} masks and edge bands (B, 1, H, W); z_mask alone for a mask-only model."
+        z = self.vae.encode(to_signed(mask))
+        return torch.cat([z, self.vae.encode(to_signed(edge))], 1) if self.edge else z
 
     def loss(self, batch: dict, error_prior: float = 0.1, mask_weight: float = 0.2, edge_weight: float = 0.8, generator=None):
         "Training loss on a batch of `image`, `mask`, `edge` tensors."
         y0 = self.latents(batch['mask'], batch['edge'])
-        return diffusion_loss(self.score, self.scheduler, y0, self.encoder(batch['image']), error_prior, mask_weight, edge_weight, generator)
+        return diffusion_loss(self.score, self.scheduler, y0, self.encoder(batch['image']), error_prior, mask_weight, edge_weight, generator,
+                              mask_channels=self.vae.config.latent_channels)
 
 # %% ../nbs/04_model.ipynb #fc7f9a68
 @torch.no_grad()
@@ -141,10 +148,11 @@ class Sampler:
         g = torch.Generator().manual_seed(self.seed) if self.seed is not None else None
         B = images.shape[0]
         x = self._latents(model, torch.cat([images, images.flip(-1)]) if self.tta else images, g)
-        k = x.shape[2] // 2
-        prob = torch.sigmoid(model.vae.decode(x[:, :, :k].mean(1)))
-        members = torch.sigmoid(model.vae.decode(x[:, :, :k].flatten(0, 1))).view(x.shape[0], self.ensemble, 1, *prob.shape[-2:])
-        unc = members.std(1) if self.ensemble > 1 else torch.zeros_like(prob)
+        z = x[:, :, :model.vae.config.latent_channels]          # the mask latent (the edge latent is only a training aid)
+        prob = torch.sigmoid(model.vae.decode(z.mean(1)))
+        if self.ensemble > 1:   # spread of the decoded ensemble members
+            unc = torch.sigmoid(model.vae.decode(z.flatten(0, 1))).view(x.shape[0], self.ensemble, 1, *prob.shape[-2:]).std(1)
+        else: unc = torch.zeros_like(prob)
         if self.tta:
             prob = torch.maximum(prob[:B], prob[B:].flip(-1)); unc = torch.maximum(unc[:B], unc[B:].flip(-1))
         return dict(prob=prob, uncertainty=unc)

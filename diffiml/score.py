@@ -71,17 +71,18 @@ def error_prior(y0, scale: float = 0.1, generator=None):
     if scale == 0: return y0
     return y0 + scale * torch.randn(y0.shape, generator=generator, device=y0.device, dtype=y0.dtype)
 
-def joint_loss(pred, target, mask_weight: float = 0.2, edge_weight: float = 0.8):
-    "Weighted MSE of the mask half and the edge half of x0 predictions."
-    k = pred.shape[1] // 2
+def joint_loss(pred, target, mask_weight: float = 0.2, edge_weight: float = 0.8, mask_channels: int | None = None):
+    "Weighted MSE of the mask channels (the first half, or the first `mask_channels`) and the edge channels of x0 predictions; plain MSE without edge channels."
+    k = pred.shape[1] // 2 if mask_channels is None else mask_channels
+    if k == pred.shape[1]: return F.mse_loss(pred, target)   # mask latent only (the no-edge ablation)
     return mask_weight * F.mse_loss(pred[:, :k], target[:, :k]) + edge_weight * F.mse_loss(pred[:, k:], target[:, k:])
 
 # %% ../nbs/03_score.ipynb #6b80784e
 def diffusion_loss(score: ScoreNet, scheduler, y0, cond, error_prior_scale: float = 0.1,
-                   mask_weight: float = 0.2, edge_weight: float = 0.8, generator=None):
+                   mask_weight: float = 0.2, edge_weight: float = 0.8, generator=None, mask_channels: int | None = None):
     "One training loss: random timesteps, error prior, forward noising, x0 prediction, weighted MSE to `y0`."
     T = scheduler.config.num_train_timesteps
     t = torch.randint(0, T, (y0.shape[0],), generator=generator).to(y0.device)
     noise = torch.randn(y0.shape, generator=generator).to(y0)
     y_t = scheduler.add_noise(error_prior(y0, error_prior_scale, generator), noise, t)
-    return joint_loss(score(y_t, t, cond), y0, mask_weight, edge_weight)
+    return joint_loss(score(y_t, t, cond), y0, mask_weight, edge_weight, mask_channels)

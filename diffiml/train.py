@@ -46,11 +46,12 @@ def run_fingerprint(settings: dict, *inputs) -> str:
     return h.hexdigest()[:16]
 
 # %% ../nbs/07_train.ipynb #1de98011
-def _batches(loader, acc, epoch_len, start_step):
+def _batches(loader, acc, epoch_len, start_step, dataset=None):
     "Endless batches; a resumed run skips what the first `start_step` steps consumed, in the same shuffled order."
     epoch, skip = divmod(start_step, epoch_len)
     while True:
         if hasattr(loader, 'set_epoch'): loader.set_epoch(epoch)
+        if hasattr(dataset, 'set_epoch'): dataset.set_epoch(epoch)   # datasets that redraw each epoch (diffiml.protocol.BalancedSources)
         yield from (acc.skip_first_batches(loader, skip) if skip else loader)
         epoch, skip = epoch + 1, 0
 
@@ -81,7 +82,7 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
     if log_dir is not None and acc.is_main_process:
         from dvclive import Live
         live = Live(str(log_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=start > 0)
-    losses, batches = [], _batches(loader, acc, len(loader), start)
+    losses, batches = [], _batches(loader, acc, len(loader), start, dataset)
     step_module.train()
     for step in (bar := tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=2, disable=not acc.is_local_main_process)):
         loss = step_module(next(batches))
@@ -119,13 +120,13 @@ def save_final(model, out) -> Path:
     return out
 
 # %% ../nbs/07_train.ipynb #trstage2
-def train_stage(stage: str, root, model, dataset, loss_fn, settings: dict, inputs=(), **fit_kwargs) -> tuple[list[float], float]:
-    "Train `model` as pipeline stage `stage` under repository `root`: resumable, logged, published to artifacts/<stage>; (losses, seconds)."
+def train_stage(stage: str, root, model, dataset, loss_fn, settings: dict, inputs=(), live: bool = True, **fit_kwargs) -> tuple[list[float], float]:
+    "Train `model` as pipeline stage `stage` under repository `root`: resumable, logged (dvclive, `live`), published to artifacts/<stage>; (losses, seconds)."
     root = Path(root)
     fp = run_fingerprint({k: v for k, v in settings.items() if k not in ('root', 'num_workers', 'checkpoint_every')}, *inputs)
     ckpt = root/'artifacts'/'checkpoints'/stage/fp
     t0 = time.perf_counter()
-    losses = fit(model, dataset, loss_fn, log_dir=root/'reports'/stage/'live', desc=stage, checkpoint_dir=ckpt, fingerprint=fp, **fit_kwargs)
+    losses = fit(model, dataset, loss_fn, log_dir=root/'reports'/stage/'live' if live else None, desc=stage, checkpoint_dir=ckpt, fingerprint=fp, **fit_kwargs)
     seconds = time.perf_counter() - t0
     save_final(model, root/'artifacts'/stage)
     shutil.rmtree(ckpt, ignore_errors=True)

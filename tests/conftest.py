@@ -23,3 +23,9 @@ def data_dir():
     d = REPO/'data'
     if not (d/'bsds500').is_dir(): pytest.fail(f'{d} is missing: run `dvc pull data.dvc` first (see README.md)')
     return d
+
+def smoke_params(path):
+    "Write the repository's params.yaml to `path` switched to the smoke profile (what `diffiml profile smoke` leaves)."
+    from diffiml.cli import set_profile
+    path.write_text((REPO/'params.yaml').read_text()); set_profile(path, 'smoke')
+    return path

@@ -15,7 +15,7 @@ def parameters_cell(nb):
     return {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) for t in n.targets}
 
 def test_every_stage_has_its_notebook_and_params_section():
-    assert STAGES == ['prepare_data', 'train_vae', 'train_diffiml', 'train_baseline', 'evaluate', 'robustness', 'sampler', 'error_accumulation', 'efficiency', 'report']
+    assert STAGES == ['prepare_data', 'train_vae', 'train_diffiml', 'train_baseline', 'evaluate', 'robustness', 'sampler', 'ablations', 'error_accumulation', 'efficiency', 'report']
     for s in STAGES:
         assert (REPO/'nbs'/'pipeline'/f'{s}.ipynb').is_file(), s
         assert s in PARAMS, f'params.yaml has no section {s}'

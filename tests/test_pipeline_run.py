@@ -4,7 +4,7 @@ evaluation, robustness, sampler study, efficiency -> report; then `diffiml evalu
 import json
 import papermill as pm
 import pytest
-from conftest import REPO, load_yaml, stage_parameters
+from conftest import REPO, load_yaml, stage_parameters, smoke_params
 
 STAGES = list(load_yaml('dvc.yaml')['stages'])
 
@@ -13,6 +13,7 @@ def run(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp('root')
     (root/'data').symlink_to(data_dir)
     (root/'dvc.yaml').symlink_to(REPO/'dvc.yaml')     # the report stage indexes the outputs dvc.yaml declares
+    smoke_params(root/'params.yaml')                   # the ablations stage reads the training sections as params.yaml holds them
     for s in STAGES:
         (root/'reports'/s).mkdir(parents=True, exist_ok=True)
         pm.execute_notebook(REPO/'nbs'/'pipeline'/f'{s}.ipynb', root/'reports'/s/f'{s}.ipynb', kernel_name='python3',
