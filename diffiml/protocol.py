@@ -13,8 +13,8 @@ from .data import DataError, IMLDataset, Pair, read_pairs, write_pairs, write_sy
 
 # %% auto #0
 __all__ = ['PATHS_FILE', 'STANDIN_SAMPLES', 'INVERTED_SAMPLES', 'ProtocolError', 'protocol_spec', 'read_dataset_paths',
-           'resolve_protocol', 'BalancedSources', 'write_protocol', 'read_protocol', 'train_dataset', 'val_dataset',
-           'evaluation_sets', 'make_standins', 'write_paths_file']
+           'resolve_protocol', 'BalancedSources', 'write_protocol', 'read_protocol', 'study_split', 'train_dataset',
+           'val_dataset', 'evaluation_sets', 'make_standins', 'write_paths_file']
 
 # %% ../nbs/12_protocol.ipynb #8e26558d
 PATHS_FILE = 'local/datasets.yaml'   # where the user's dataset paths live (relative to the repository root; not committed)
@@ -89,7 +89,7 @@ class BalancedSources(torch.utils.data.Dataset):
     def __len__(self): return len(self.index)
     def __getitem__(self, i): return self.sources[self.index[i]]
 
-# %% ../nbs/12_protocol.ipynb #95d79161
+# %% ../nbs/12_protocol.ipynb #16443df1
 def write_protocol(spec: dict, resolved: dict, out_dir, n_val: int = 64, seed: int = 0) -> dict:
     "Write the pair lists of a resolved protocol and its `protocol.json` to `out_dir`; return the protocol record."
     out = Path(out_dir); (out/'sets').mkdir(parents=True, exist_ok=True)
@@ -110,17 +110,24 @@ def write_protocol(spec: dict, resolved: dict, out_dir, n_val: int = 64, seed: i
         pairs, inv = sets[name]
         write_pairs(pairs, out/'sets'/f'test_{name}.json')
         tests.append(dict(name=name, pairs=f'sets/test_{name}.json', invert_masks=inv, n=len(pairs), generative=name in spec['generative']))
-    write_pairs(sets[spec['test'][0]][0], out/'test.json')
+    study = next((n for n in spec['test'] if not sets[n][1]), None)   # test.json holds no polarity: a set with white = manipulated
+    if study is None: raise ProtocolError(f"protocol {spec['name']!r}: every test set has inverted masks; convert one to white = manipulated")
+    write_pairs(sets[study][0], out/'test.json')
     rec = dict(protocol=spec['name'], per_source=spec['per_source'], train=train, val_invert_masks=val[0][1] if val else False,
-               tests=tests, skipped=resolved['skipped'])
+               tests=tests, study_set=study, skipped=resolved['skipped'])
     (out/'protocol.json').write_text(json.dumps(rec, indent=1))
     return rec
 
-# %% ../nbs/12_protocol.ipynb #460ffa7c
+# %% ../nbs/12_protocol.ipynb #8fdecb1c
 def read_protocol(data_dir) -> dict:
     "`protocol.json` of a `prepare_data` output folder (the synthetic protocol for folders written before protocols existed)."
     f = Path(data_dir)/'protocol.json'
     return json.loads(f.read_text()) if f.is_file() else dict(protocol='synthetic', per_source=0, train={}, tests=[], skipped=[])
+
+def study_split(data_dir) -> str:
+    "Words for the split in `test.json` (what the robustness, sampler and error-accumulation studies read)."
+    rec = read_protocol(data_dir)
+    return 'the synthetic test split' if rec['protocol'] == 'synthetic' else f"{rec['study_set']} (protocol {rec['protocol']})"
 
 def train_dataset(data_dir, size: int, edge_width: int | None = None, augment=None, seed: int = 0) -> torch.utils.data.Dataset:
     "The training set `prepare_data` wrote to `data_dir`: synthetic pairs, or the protocol's sources (balanced per source when it asks)."
