@@ -29,3 +29,10 @@ def smoke_params(path):
     from diffiml.cli import set_profile
     path.write_text((REPO/'params.yaml').read_text()); set_profile(path, 'smoke')
     return path
+
+def run_stage(root, stage: str, **changes):
+    "Run pipeline stage `stage`'s notebook in scratch root `root` as `dvc repro` would on the smoke profile (with `changes` to its parameters)."
+    import papermill as pm
+    (root/'reports'/stage).mkdir(parents=True, exist_ok=True)
+    pm.execute_notebook(REPO/'nbs'/'pipeline'/f'{stage}.ipynb', root/'reports'/stage/f'{stage}.ipynb', kernel_name='python3',
+                        parameters=dict(stage_parameters(stage, 'smoke'), root=str(root), **changes), cwd=root, progress_bar=False)

@@ -2,9 +2,8 @@
 DVC passes after `diffiml profile smoke`) in a scratch root: data -> mask autoencoder -> DiffIML, baseline ->
 evaluation, robustness, sampler study, efficiency -> report; then `diffiml evaluate` on the trained checkpoints."""
 import json
-import papermill as pm
 import pytest
-from conftest import REPO, load_yaml, stage_parameters, smoke_params
+from conftest import REPO, load_yaml, run_stage, stage_parameters, smoke_params
 
 STAGES = list(load_yaml('dvc.yaml')['stages'])
 
@@ -14,10 +13,7 @@ def run(tmp_path_factory, data_dir):
     (root/'data').symlink_to(data_dir)
     (root/'dvc.yaml').symlink_to(REPO/'dvc.yaml')     # the report stage indexes the outputs dvc.yaml declares
     smoke_params(root/'params.yaml')                   # the ablations stage reads the training sections as params.yaml holds them
-    for s in STAGES:
-        (root/'reports'/s).mkdir(parents=True, exist_ok=True)
-        pm.execute_notebook(REPO/'nbs'/'pipeline'/f'{s}.ipynb', root/'reports'/s/f'{s}.ipynb', kernel_name='python3',
-                            parameters=dict(stage_parameters(s, 'smoke'), root=str(root)), cwd=root, progress_bar=False)
+    for s in STAGES: run_stage(root, s)
     return root
 
 def test_parameters_are_injected(run):

@@ -5,14 +5,9 @@ import json
 import papermill as pm
 import pytest
 import yaml
-from conftest import REPO, stage_parameters, smoke_params
+from conftest import REPO, run_stage, smoke_params
 from diffiml.cli import main
 from diffiml.protocol import BalancedSources, protocol_spec, train_dataset
-
-def run_stage(root, stage, **changes):
-    (root/'reports'/stage).mkdir(parents=True, exist_ok=True)
-    pm.execute_notebook(REPO/'nbs'/'pipeline'/f'{stage}.ipynb', root/'reports'/stage/f'{stage}.ipynb', kernel_name='python3',
-                        parameters=dict(stage_parameters(stage, 'smoke'), root=str(root), **changes), cwd=root, progress_bar=False)
 
 @pytest.fixture(scope='module')
 def root(tmp_path_factory, data_dir):
