@@ -1,6 +1,6 @@
 __version__ = "0.1.0"
 
-_LAZY = {'DiffIML': 'model', 'Sampler': 'model', 'Baseline': 'baseline', 'load_model': 'baseline'}
+_LAZY = {'DiffIML': 'model', 'Sampler': 'sampler', 'Baseline': 'baseline', 'load_model': 'inference'}
 
 def __getattr__(name):
     "`from diffiml import DiffIML` (and Sampler, Baseline, load_model) without importing torch for the lighter commands."

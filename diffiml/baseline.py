@@ -4,7 +4,6 @@
 
 # %% ../nbs/05_baseline.ipynb #285073ef
 from __future__ import annotations
-import json
 from pathlib import Path
 import torch
 import torch.nn.functional as F
@@ -12,10 +11,10 @@ from torch import nn
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from .encoder import ConditionEncoder
-from .model import DiffIML, CheckpointError, write_manifest, read_manifest, load_component
+from .checkpoint import write_manifest, read_manifest, load_component
 
 # %% auto #0
-__all__ = ['MODELS', 'dice_loss', 'Baseline', 'load_model']
+__all__ = ['dice_loss', 'Baseline']
 
 # %% ../nbs/05_baseline.ipynb #e9ec78c2
 def dice_loss(logits, target, eps: float = 1.0):
@@ -28,13 +27,15 @@ class Baseline(ModelMixin, ConfigMixin):
     "Condition encoder + 1x1 head: per-pixel manipulation logits."
     @register_to_config
     def __init__(self,
-                 backbone: str = 'mit-b3',  # MiT preset of the encoder
-                 neck_channels: int = 128,  # channels of the fused feature map
-                 dice_weight: float = 1.0,  # weight of the Dice term in the loss
-                 image_size: int | None = None): # training resolution, the size `predict` expects (recorded for inference)
+                 backbone: str = 'mit-b3',        # MiT preset of the encoder
+                 neck_channels: int = 128,        # channels of the fused feature map
+                 dice_weight: float = 1.0,        # weight of the Dice term in the loss
+                 image_size: int | None = None):  # training resolution, the size `predict` expects
         super().__init__()
         self.encoder = ConditionEncoder(backbone, neck_channels)
         self.head = nn.Conv2d(neck_channels, 1, 1)
+        self.trained_with = {}   # how it was trained (stage, settings, data), saved in diffiml.json
+
     @property
     def image_size(self) -> int | None:
         "Side of the square images the model was trained at (None for checkpoints that did not record it)."
@@ -42,36 +43,34 @@ class Baseline(ModelMixin, ConfigMixin):
 
     def forward(self, images):
         "Logits (B, 1, H, W) for images (B, 3, H, W) in [0, 1]."
-        return F.interpolate(self.head(self.encoder(images)), size=images.shape[-2:], mode='bilinear', align_corners=False)
+        logits = self.head(self.encoder(images))
+        return F.interpolate(logits, size=images.shape[-2:], mode='bilinear', align_corners=False)
+
     def loss(self, batch: dict):
         "BCE + Dice loss on a batch of `image` and `mask` tensors."
         logits = self(batch['image'])
-        return F.binary_cross_entropy_with_logits(logits, batch['mask']) + self.config.dice_weight * dice_loss(logits, batch['mask'])
+        bce = F.binary_cross_entropy_with_logits(logits, batch['mask'])
+        return bce + self.config.dice_weight * dice_loss(logits, batch['mask'])
+
     @torch.no_grad()
     def predict(self, images, sampler=None, **kwargs) -> dict:
-        "Probability map (B, 1, H, W); a discriminative model has no uncertainty map (zeros). A path, PIL image or array: see `diffiml.predict`."
+        "Probability map (B, 1, H, W) and zero uncertainty; a path, PIL image or array: `diffiml.predict`."
         if not torch.is_tensor(images):
             from diffiml.predict import predict_image
             return predict_image(self, images, sampler, **kwargs)
         prob = torch.sigmoid(self.eval()(images))
         return dict(prob=prob, uncertainty=torch.zeros_like(prob))
 
-# %% ../nbs/05_baseline.ipynb #5d39ec01
-def _save(self: Baseline, path) -> Path:
-    "Write the baseline to directory `path` (config, safetensors weights, `diffiml.json`)."
-    ModelMixin.save_pretrained(self, path); write_manifest(path, 'Baseline'); return Path(path)
+    def save_pretrained(self, path) -> Path:
+        "Write the baseline to directory `path` (config, safetensors weights, `diffiml.json`)."
+        super().save_pretrained(path)
+        write_manifest(path, 'Baseline', trained_with=self.trained_with)
+        return Path(path)
 
-@classmethod
-def _load(cls, path):
-    "Load a baseline saved by `save_pretrained`."
-    read_manifest(path, 'Baseline'); return load_component(cls, path).eval()
-
-Baseline.save_pretrained, Baseline.from_pretrained = _save, _load
-
-MODELS = {'DiffIML': DiffIML, 'Baseline': Baseline}
-
-def load_model(path):
-    "Load any diffiml checkpoint directory (DiffIML or Baseline), as its manifest says."
-    name = read_manifest(path).get('model')
-    if name not in MODELS: raise CheckpointError(f'{Path(path)/"diffiml.json"}: unknown model {name!r}; expected one of {", ".join(MODELS)}')
-    return MODELS[name].from_pretrained(path)
+    @classmethod
+    def from_pretrained(cls, path):
+        "Load a baseline saved by `save_pretrained`."
+        man = read_manifest(path, 'Baseline')
+        model = load_component(cls, path).eval()
+        model.trained_with = man.get('trained_with') or {}
+        return model

@@ -8,39 +8,14 @@ import platform, tempfile, time
 from pathlib import Path
 import torch
 from .data import IMLDataset, bsds_items, edge_width_for, read_pairs, write_synthetic
-from .vae import LightVAE, vae_loss
-from .model import DiffIML, Sampler
-from .baseline import Baseline
+from .sampler import Sampler
 from .train import fit
-from .cli import read_params, profile_values
+from .config import read_params, stage_settings, build_model
+
+TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
-__all__ = ['STAGES', 'profile_settings', 'stage_model', 'time_training', 'time_sampling', 'benchmark_profile']
-
-# %% ../nbs/09_benchmark.ipynb #207ea259
-def profile_settings(params_path='params.yaml', profile: str | None = None) -> dict:
-    "{section: {key: value}} of params file `params_path` with `profile`'s values applied (None: as the file stands)."
-    p = read_params(params_path)
-    out = {s: dict(v) for s, v in p.items() if isinstance(v, dict) and s != 'profiles'}
-    for (s, k), v in (profile_values(p, profile).items() if profile else ()): out[s][k] = v
-    return out
-
-# %% ../nbs/09_benchmark.ipynb #b69660b9
-def stage_model(stage: str, s: dict, vae: LightVAE | None = None):
-    "(model, loss_fn) that training `stage` builds from settings `s` (`profile_settings`); train_diffiml needs `vae`."
-    p, size = s[stage], s['prepare_data']['size']
-    if stage == 'train_vae':
-        m = LightVAE(latent_channels=p['latent_channels'], block_out_channels=tuple(p['base_width'] * k for k in (1, 2, 4)))
-        return m, lambda m, b: vae_loss(m, torch.cat([b['mask'], b['edge']]))
-    if stage == 'train_diffiml':
-        if vae is None: raise ValueError('stage_model: train_diffiml needs the mask autoencoder (vae=)')
-        m = DiffIML.build(vae, backbone=p['backbone'], neck_channels=p['neck_channels'], unet_channels=(p['unet_channels'],),
-                          layers_per_block=p['layers_per_block'], mid_attention=bool(p['mid_attention']),
-                          attention_head_dim=p['attention_head_dim'], norm_num_groups=p['norm_num_groups'], sample_size=size // 8,
-                          edge=bool(p.get('edge', 1)))
-        return m, lambda m, b: m.loss(b, p['error_prior'], p['mask_weight'], p['edge_weight'])
-    if stage == 'train_baseline': return Baseline(p['backbone'], p['neck_channels'], p['dice_weight'], size), lambda m, b: m.loss(b)
-    raise ValueError(f"stage_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline")
+__all__ = ['TRAINING', 'time_training', 'time_sampling', 'benchmark_profile']
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
@@ -69,14 +44,15 @@ def time_sampling(model, images, sampler: Sampler | None = None, repeats: int = 
     _sync(); return (time.perf_counter() - t0) / (repeats * len(images))
 
 # %% ../nbs/09_benchmark.ipynb #a33d3747
-STAGES = ('train_vae', 'train_diffiml', 'train_baseline')
-
 def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsds_root='data/bsds500', steps: int = 50,
                       warmup: int = 10, n_images: int = 64, num_workers: int = 0, work_dir=None) -> dict:
     "Training throughput and memory of each training stage, and sampling seconds per image, for `profile`."
-    s = profile_settings(params_path, profile); d, size = s['prepare_data'], s['prepare_data']['size']
-    if len(set(mp := {st: s[st]['mixed_precision'] for st in STAGES}.values())) > 1:   # accelerate fixes it once per process
-        raise ValueError(f'benchmark_profile: the training stages ask for different mixed precision ({mp}); time them in separate runs')
+    p = read_params(params_path)
+    s = {st: stage_settings(p, st, profile) for st in ('prepare_data', 'evaluate') + TRAINING}
+    d, size = s['prepare_data'], s['prepare_data']['size']
+    if len(set(mp := {st: s[st]['mixed_precision'] for st in TRAINING}.values())) > 1:   # accelerate: one per process
+        raise ValueError(f'benchmark_profile: the training stages ask for different mixed precision ({mp}); '
+                         'time them in separate runs')
     kw = dict(size=size, authentic_ratio=d['authentic_ratio'], min_area=d['min_area'], max_area=d['max_area'],
               jpeg_quality=(d['jpeg_quality_min'], d['jpeg_quality_max']), p_jpeg=d['p_jpeg'], p_blur=d['p_blur'],
               p_noise=d['p_noise'], p_trace=d['p_trace'])
@@ -86,17 +62,22 @@ def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsd
         synth = (time.perf_counter() - t0) / n_images
         pairs = read_pairs(pairs_json)
         rows, vae = {}, None
-        for stage in STAGES:
-            p = s[stage]
-            ds = IMLDataset(pairs, size=size, edge_width=edge_width_for(size, d['edge_width']), augment=bool(p['augment']))
-            torch.manual_seed(p['seed'])
-            model, loss = stage_model(stage, s, vae)
-            rows[stage] = time_training(model, ds, loss, steps, warmup, p['batch_size'], p['mixed_precision'], num_workers)
-            if stage == 'train_vae': vae = model
-            if stage == 'train_diffiml': dm, images = model, torch.stack([ds[i]['image'] for i in range(min(len(ds), s['evaluate']['batch_size']))])
+        for stage in TRAINING:
+            st = s[stage]
+            ew = edge_width_for(size, d['edge_width'])
+            ds = IMLDataset(pairs, size=size, edge_width=ew, augment=bool(st['augment']))
+            torch.manual_seed(st['seed'])
+            model, loss = build_model(stage, st, vae)
+            rows[stage] = time_training(model, ds, loss, steps, warmup, st['batch_size'], st['mixed_precision'],
+                                        num_workers)
+            if stage == 'train_vae':
+                vae = model
+            if stage == 'train_diffiml':
+                dm = model
+                images = torch.stack([ds[i]['image'] for i in range(min(len(ds), s['evaluate']['batch_size']))])
         e = s['evaluate']
         sampler = Sampler(steps=e['sampler_steps'], ensemble=e['ensemble'], tta=bool(e['tta']), solver=e['solver'])
-    return dict(profile=profile or read_params(params_path).get('profile'), size=size, steps=steps, warmup=warmup,
+    return dict(profile=profile or p['profile'], size=size, steps=steps, warmup=warmup,
                 device=torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or 'cpu',
                 torch=torch.__version__, synthesis_s_per_image=synth, stages=rows,
                 sampling=dict(seconds_per_image=time_sampling(dm, images, sampler), batch_size=len(images),

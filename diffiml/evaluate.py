@@ -5,48 +5,33 @@
 # %% ../nbs/10_evaluate.ipynb #3e6f6b1d
 from __future__ import annotations
 import json
-from dataclasses import asdict
 from pathlib import Path
 import torch
 import cv2
 import numpy as np
 from .data import IMLDataset, read_pairs, add_noise, jpeg_recompress, resize_to
-from .model import CheckpointError, DiffIML, Sampler
-from .baseline import load_model
+from .sampler import Sampler
+from .inference import load_for_inference
 from .metrics import evaluate_dataset, RESOLUTIONS
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'pick_device', 'load_for_inference', 'evaluate_checkpoint', 'perturb']
-
-# %% ../nbs/10_evaluate.ipynb #4edf8748
-def pick_device(device: str = 'auto') -> torch.device:
-    "`cpu`, `cuda`, `cuda:N` or `auto` (CUDA when available) as a torch device; a clear error when CUDA is asked for but absent."
-    if device == 'auto': return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    d = torch.device(device)
-    if d.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f'device {device!r}: PyTorch sees no CUDA GPU here (use cpu or auto)')
-    return d
-
-# %% ../nbs/10_evaluate.ipynb #01442350
-def load_for_inference(checkpoint, device: str = 'auto', size: int | None = None, steps: int = 8, ensemble: int = 5,
-                       tta: bool = True, solver: str | None = None, seed: int | None = 0) -> tuple:
-    "(model, size, sampler) of `checkpoint` on `device`: `size` defaults to the training size the checkpoint recorded."
-    model = load_model(checkpoint).to(pick_device(device))
-    size = size or model.image_size
-    if not size: raise CheckpointError(f'{checkpoint}: records no training resolution; give the size to predict at')
-    return model, size, Sampler(steps, ensemble, tta, solver, seed) if isinstance(model, DiffIML) else None
+__all__ = ['PERTURBATIONS', 'evaluate_checkpoint', 'perturb']
 
 # %% ../nbs/10_evaluate.ipynb #4dd8d4de
-def evaluate_checkpoint(checkpoint, data, size: int | None = None, steps: int = 8, ensemble: int = 5, tta: bool = True,
-                        solver: str | None = None, threshold: float = 0.5, invert_masks: bool = False, batch_size: int = 8,
-                        resolution: str = 'native', seed: int | None = 0, device: str = 'auto', skip_unreadable: bool = False,
+def evaluate_checkpoint(checkpoint, data, sampler: Sampler | None = None, size: int | None = None,
+                        threshold: float = 0.5, invert_masks: bool = False, batch_size: int = 8,
+                        resolution: str = 'native', device: str = 'auto', skip_unreadable: bool = False,
                         progress: bool = False) -> dict:
     "Field-standard metrics of the DiffIML or baseline `checkpoint` on test set `data` (folder or JSON pairs)."
-    if resolution not in RESOLUTIONS: raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')   # before any work
-    model, size, sampler = load_for_inference(checkpoint, device, size, steps, ensemble, tta, solver, seed)
-    ds = IMLDataset(read_pairs(data), size=size, invert_masks=invert_masks, on_error='skip' if skip_unreadable else 'raise')
+    if resolution not in RESOLUTIONS:   # checked before any work
+        raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')
+    model, size, sampler = load_for_inference(checkpoint, device, size, sampler)
+    on_error = 'skip' if skip_unreadable else 'raise'
+    ds = IMLDataset(read_pairs(data), size=size, invert_masks=invert_masks, on_error=on_error)
     r = evaluate_dataset(model, ds, sampler, batch_size, threshold, resolution, progress)
-    return dict(r, model=type(model).__name__, checkpoint=str(checkpoint), data=str(data), size=size, resolution=resolution,
-                threshold=threshold, invert_masks=invert_masks, sampler=asdict(sampler) if sampler else None,
+    return dict(r, model=type(model).__name__, checkpoint=str(checkpoint), data=str(data), size=size,
+                resolution=resolution, threshold=threshold, invert_masks=invert_masks,
+                sampler=sampler.settings() if sampler else None, trained_with=model.trained_with,
                 skipped=[dict(path=str(p), problem=w) for p, w in ds.skipped])
 
 # %% ../nbs/10_evaluate.ipynb #d37aa1da

@@ -4,7 +4,6 @@
 
 # %% ../nbs/03_score.ipynb #3d4e1f1a
 from __future__ import annotations
-import diffusers
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -13,7 +12,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 # %% auto #0
-__all__ = ['NOISE_SCHEDULE', 'ConditionedConvIn', 'ScoreNet', 'make_scheduler', 'error_prior', 'joint_loss', 'diffusion_loss']
+__all__ = ['ConditionedConvIn', 'ScoreNet', 'error_prior', 'joint_loss', 'diffusion_loss']
 
 # %% ../nbs/03_score.ipynb #4db3ad22
 class ConditionedConvIn(nn.Module):
@@ -54,16 +53,6 @@ class ScoreNet(ModelMixin, ConfigMixin):
         self.unet.conv_in.cond = cond
         try: return self.unet(x_t, t).sample
         finally: self.unet.conv_in.cond = None
-
-# %% ../nbs/03_score.ipynb #066f0e18
-NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule='linear', beta_start=1e-4, beta_end=0.02,
-                      prediction_type='sample', clip_sample=False, timestep_spacing='trailing')
-
-def make_scheduler(name: str = 'DDIMScheduler', **overrides):
-    "A diffusers scheduler by class name over DiffIML's noise schedule (x0 prediction)."
-    cls = getattr(diffusers, name, None)
-    if cls is None or not hasattr(cls, 'set_timesteps'): raise ValueError(f'{name!r} is not a diffusers scheduler class')
-    return cls.from_config({**NOISE_SCHEDULE, **overrides})
 
 # %% ../nbs/03_score.ipynb #31618322
 def error_prior(y0, scale: float = 0.1, generator=None):

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #ec05e515
 from __future__ import annotations
-import hashlib, json, math, os, shutil, time
+import hashlib, json, math, shutil, time
 from pathlib import Path
 import torch
 from torch import nn
@@ -13,9 +13,11 @@ from accelerate.utils import DataLoaderConfiguration, set_seed
 from diffusers.optimization import get_cosine_schedule_with_warmup
 from tqdm import tqdm
 from .data import write_atomic
+from .checkpoint import save_final
+from .config import report_dir, training_record
 
 # %% auto #0
-__all__ = ['LossModule', 'latest_checkpoint', 'run_fingerprint', 'fit', 'save_final', 'train_stage']
+__all__ = ['LossModule', 'latest_checkpoint', 'run_fingerprint', 'fit', 'train_stage']
 
 # %% ../nbs/07_train.ipynb #3f1fa25c
 class LossModule(nn.Module):
@@ -109,25 +111,21 @@ def _save_state(acc, ckpt_dir: Path, step: int, fingerprint=None) -> None:
         for old in ckpt_dir.glob('step-*'):
             if old != d: shutil.rmtree(old, ignore_errors=True)
 
-# %% ../nbs/07_train.ipynb #8da5421c
-def save_final(model, out) -> Path:
-    "Save `model` (`save_pretrained`) to folder `out` atomically: written beside it, then swapped in by renames."
-    out = Path(out); tmp, old = out.with_name(f'.{out.name}.partial'), out.with_name(f'.{out.name}.old')
-    for d in (tmp, old): shutil.rmtree(d, ignore_errors=True)
-    model.save_pretrained(tmp)
-    if out.exists(): os.replace(out, old)
-    os.replace(tmp, out); shutil.rmtree(old, ignore_errors=True)
-    return out
-
 # %% ../nbs/07_train.ipynb #trstage2
-def train_stage(stage: str, root, model, dataset, loss_fn, settings: dict, inputs=(), live: bool = True, **fit_kwargs) -> tuple[list[float], float]:
-    "Train `model` as pipeline stage `stage` under repository `root`: resumable, logged (dvclive, `live`), published to artifacts/<stage>; (losses, seconds)."
+_NOT_IN_FINGERPRINT = ('root', 'num_workers', 'checkpoint_every')
+
+def train_stage(stage: str, root, model, dataset, loss_fn, settings: dict, inputs=(), live: bool = True,
+                **fit_kwargs) -> tuple[list[float], float]:
+    "Train `model` as pipeline `stage` under `root`: resumable, logged, published to artifacts/<stage>; (losses, s)."
     root = Path(root)
-    fp = run_fingerprint({k: v for k, v in settings.items() if k not in ('root', 'num_workers', 'checkpoint_every')}, *inputs)
+    fp = run_fingerprint({k: v for k, v in settings.items() if k not in _NOT_IN_FINGERPRINT}, *inputs)
     ckpt = root/'artifacts'/'checkpoints'/stage/fp
+    log_dir = report_dir(root, stage)/'live' if live else None
     t0 = time.perf_counter()
-    losses = fit(model, dataset, loss_fn, log_dir=root/'reports'/stage/'live' if live else None, desc=stage, checkpoint_dir=ckpt, fingerprint=fp, **fit_kwargs)
+    losses = fit(model, dataset, loss_fn, log_dir=log_dir, desc=stage, checkpoint_dir=ckpt, fingerprint=fp,
+                 **fit_kwargs)
     seconds = time.perf_counter() - t0
+    model.trained_with = training_record(stage, settings, root)
     save_final(model, root/'artifacts'/stage)
     shutil.rmtree(ckpt, ignore_errors=True)
     return losses, seconds

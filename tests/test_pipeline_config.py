@@ -1,12 +1,14 @@
-"""The DVC pipeline's wiring: one name per stage (notebook, params section, output folders), every parameter really
-reaches its notebook, and each stage depends on exactly the diffiml modules its notebook imports."""
-import ast, json, re
+"""The DVC pipeline's wiring: one name per stage (notebook, params section, output folders), one command per stage
+(`diffiml stage NAME`, no values on command lines), the params DVC watches are exactly the keys a stage's settings
+come from, and each stage depends on exactly the diffiml modules its notebook (and the runner) import."""
+import ast, json, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import REPO, load_yaml, notebook_code
+from diffiml.config import STAGES, PUBLISHER, read_params, stage_settings, dvc_params, set_profile
 
-DVC, PARAMS = load_yaml('dvc.yaml'), load_yaml('params.yaml')
-STAGES = list(DVC['stages'])
+DVC = load_yaml('dvc.yaml')
+P = read_params(REPO/'params.yaml')
 
 def parameters_cell(nb):
     cells = [c for c in json.loads(Path(nb).read_text())['cells'] if 'parameters' in c['metadata'].get('tags', [])]
@@ -14,46 +16,38 @@ def parameters_cell(nb):
     tree = ast.parse(''.join(cells[0]['source']))
     return {t.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign) for t in n.targets}
 
-def test_every_stage_has_its_notebook_and_params_section():
-    assert STAGES == ['prepare_data', 'train_vae', 'train_diffiml', 'train_baseline', 'evaluate', 'robustness', 'sampler', 'ablations', 'error_accumulation', 'efficiency', 'report']
+def test_one_command_per_stage_and_no_values_on_command_lines():
+    assert list(DVC['stages']) == list(STAGES)
     for s in STAGES:
         assert (REPO/'nbs'/'pipeline'/f'{s}.ipynb').is_file(), s
-        assert s in PARAMS, f'params.yaml has no section {s}'
-        assert f'reports/{s}/{s}.ipynb' in DVC['stages'][s]['cmd'], f'{s}: executed notebook must go to reports/{s}/'
+        assert s in P, f'params.yaml has no section {s}'
+        assert DVC['stages'][s]['cmd'] == f'diffiml stage {s}'
+    assert ' -p ' not in (REPO/'dvc.yaml').read_text()
 
 @pytest.mark.parametrize('stage', STAGES)
-def test_every_param_reaches_the_notebook(stage):
-    cmd = DVC['stages'][stage]['cmd']
-    passed = dict(re.findall(r'-p (\w+) (\S+)', cmd))
-    nb_params = parameters_cell(REPO/'nbs'/'pipeline'/f'{stage}.ipynb')
-    assert passed.pop('root') == '.'
-    # every key of the stage's own section is passed under its own name...
-    for k in PARAMS[stage]: assert passed.get(k) == f'${{{stage}.{k}}}', f'{stage}: params.yaml key {k} is not passed as -p {k}'
-    # ...every passed value names an existing params.yaml key listed in the stage's params...
-    listed = DVC['stages'][stage]['params']
-    for k, v in passed.items():
-        sec, key = re.fullmatch(r'\$\{(\w+)(?:\.(\w+))?\}', v).groups()
-        if key is None:      # a top-level value (the active profile's name)
-            assert sec in PARAMS and sec in listed, f'{stage}: {v} is used but not listed under params'; continue
-        assert key in PARAMS[sec], f'{stage}: {v} is not in params.yaml'
-        assert sec == stage or f'{sec}.{key}' in listed, f'{stage}: {v} is used but not listed under params'
-    # ...and the notebook's parameters cell names exactly what is passed (else papermill silently keeps a default)
-    assert set(nb_params) == set(passed) | {'root'}, f'{stage}: notebook parameters {sorted(nb_params)} vs passed {sorted(passed)}'
+def test_dvc_watches_exactly_the_keys_of_the_stage_settings(stage):
+    assert DVC['stages'][stage]['params'] == dvc_params(P, stage)
+
+@pytest.mark.parametrize('stage', STAGES)
+def test_every_setting_reaches_the_notebook(stage):
+    "The notebook's parameters cell names exactly the stage's settings (papermill would silently keep a default)."
+    nb = parameters_cell(REPO/'nbs'/'pipeline'/f'{stage}.ipynb')
+    assert nb.pop('root') == '../..'
+    for profile in P['profiles']:
+        assert set(nb) == set(stage_settings(P, stage, profile)), profile
 
 def test_flags_are_numbers_not_booleans():
-    "papermill receives DVC's `true` as the string 'true' (truthy even when false): flags must be 0/1."
-    for sec in STAGES:
-        for k, v in PARAMS[sec].items(): assert not isinstance(v, bool), f'params.yaml {sec}.{k}: use 0/1, not {v}'
-    for name, prof in PARAMS['profiles'].items():
-        for sec, kv in prof.items():
-            for k, v in kv.items(): assert not isinstance(v, bool), f'params.yaml profiles.{name}.{sec}.{k}: use 0/1, not {v}'
+    "0/1 flags stay numbers in every profile (a YAML `true` reads back as a different type in papermill's code)."
+    for profile in P['profiles']:
+        for s in STAGES:
+            for k, v in stage_settings(P, s, profile).items():
+                assert not isinstance(v, bool), f'params.yaml {s}.{k} ({profile}): use 0/1, not {v}'
 
 def diffiml_imports(code):
     return set(re.findall(r'(?:from|import) diffiml\.(\w+)', code))
 
 def module_imports(src):
-    """diffiml modules a module imports when it is loaded (top level: `from .vae import`, `from diffiml.data import`). An import
-    inside a function (DiffIML.predict's hand-off of file paths to diffiml.predict) runs only when called; no stage calls it."""
+    "diffiml modules a module imports when it is loaded (top level); imports inside functions run only when called."
     tree = ast.parse(src)
     return {n.module.split('.')[-1] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module
             and (n.level == 1 or n.module.startswith('diffiml.'))}
@@ -70,14 +64,73 @@ def module_closure(mods):
 
 @pytest.mark.parametrize('stage', STAGES)
 def test_deps_list_the_modules_the_stage_really_uses(stage):
-    used = module_closure(diffiml_imports('\n'.join(notebook_code(REPO/'nbs'/'pipeline'/f'{stage}.ipynb'))))
+    "The notebook's imports and the runner's (`diffiml.config`), with everything they load."
+    used = module_closure(diffiml_imports('\n'.join(notebook_code(REPO/'nbs'/'pipeline'/f'{stage}.ipynb'))) | {'config'})
     deps = DVC['stages'][stage]['deps']
     listed = {Path(d).stem for d in deps if d.startswith('diffiml/')}
     assert listed == used, f'{stage}: deps list {sorted(listed)}, the notebook uses {sorted(used)}'
     assert f'nbs/pipeline/{stage}.ipynb' in deps
 
-def test_outputs_stay_out_of_nbs():
+def test_no_import_cycle():
+    graph = {p.stem: module_imports(p.read_text()) for p in (REPO/'diffiml').glob('*.py') if not p.stem.startswith('_')}
+    def visit(m, path):
+        assert m not in path, f'import cycle: {" -> ".join(path + [m])}'
+        for n in graph.get(m, ()): visit(n, path + [m])
+    for m in graph: visit(m, [])
+
+def test_outputs_are_cached_and_published_by_report():
+    "Every stage but `report` has only cached outputs (so DVC's run cache can restore it); `report` publishes them."
     for s, st in DVC['stages'].items():
-        for o in st.get('outs', []) + st.get('metrics', []) + st.get('plots', []):
-            path = o if isinstance(o, str) else next(iter(o))
-            assert path.startswith((f'artifacts/{s}', f'reports/{s}', 'reports/README.md')), f'{s}: output {path} is outside its folders'
+        outs = [o if isinstance(o, str) else next(iter(o)) for k in ('outs', 'metrics', 'plots') for o in st.get(k, [])]
+        if s == PUBLISHER:
+            assert all(o.startswith('reports/') for o in outs)
+            assert all(next(iter(o.values()))['cache'] is False for k in ('outs', 'metrics', 'plots') for o in st[k])
+        else:
+            assert set(outs) <= {f'artifacts/{s}', f'artifacts/reports/{s}'} and f'artifacts/reports/{s}' in outs, s
+            assert all(isinstance(o, str) for o in st['outs']), f'{s}: no cache: false outputs'
+            assert f'artifacts/reports/{s}' in DVC['stages'][PUBLISHER]['deps']
+
+@pytest.fixture
+def dvc_repo(tmp_path):
+    "A scratch git + DVC repository with the pipeline's dvc.yaml and params.yaml, placeholder inputs and outputs, locked."
+    env = dict(__import__('os').environ, DVC_NO_ANALYTICS='1', PATH=f'{Path(sys.executable).parent}:' + __import__('os').environ['PATH'])
+    run = lambda *a: subprocess.run(a, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
+    for f in ('dvc.yaml', 'params.yaml'): shutil.copy(REPO/f, tmp_path/f)
+    for st in DVC['stages'].values():
+        for d in st['deps']:
+            p = tmp_path/d
+            if p.suffix: p.parent.mkdir(parents=True, exist_ok=True); p.write_text(d)
+            else: p.mkdir(parents=True, exist_ok=True); (p/'x').write_text(d)
+        for k in ('outs', 'metrics', 'plots'):
+            for o in st.get(k, []):
+                p = tmp_path/(o if isinstance(o, str) else next(iter(o)))
+                if p.suffix: p.parent.mkdir(parents=True, exist_ok=True); p.write_text('out')
+                else: p.mkdir(parents=True, exist_ok=True); (p/'x').write_text('out')
+    for a in (('git', 'init', '-q'), ('dvc', 'init', '-q'), ('dvc', 'commit', '-f', '-q')):
+        r = run(*a); assert r.returncode == 0, r.stderr
+    return tmp_path, run
+
+def changed_stages(run):
+    "Stages `dvc status` lists as changed."
+    r = run('dvc', 'status', '--json')
+    assert r.returncode == 0, r.stderr
+    return set(json.loads(r.stdout))
+
+def test_dvc_reruns_exactly_the_stages_a_value_reaches(dvc_repo):
+    "One value edited in one place: DVC flags exactly the stages whose settings it is part of (their dependents follow)."
+    root, run = dvc_repo
+    assert changed_stages(run) == set()
+    f = root/'params.yaml'
+    f.write_text(re.sub(r'^(train_diffiml:\n(?:  .*\n)*?  steps:) \d+', r'\1 77', f.read_text(), count=1, flags=re.M))
+    assert read_params(f)['train_diffiml']['steps'] == 77
+    assert changed_stages(run) == {'train_diffiml', 'ablations'}      # ablations trains its variants with these settings
+
+def test_profile_switch_is_one_edit_that_dvc_sees(dvc_repo):
+    root, run = dvc_repo
+    before = (root/'params.yaml').read_text()
+    set_profile(root/'params.yaml', 'smoke')
+    diff = [l for l in (root/'params.yaml').read_text().splitlines() if l not in before.splitlines()]
+    assert len(diff) == 1 and diff[0].startswith('profile: smoke')
+    assert changed_stages(run) == {s for s in STAGES if stage_settings(P, s, 'smoke') != stage_settings(P, s, 'default')}
+    set_profile(root/'params.yaml', 'default')
+    assert (root/'params.yaml').read_text() == before and changed_stages(run) == set()

@@ -11,7 +11,8 @@ STAGES = list(load_yaml('dvc.yaml')['stages'])
 def run(tmp_path_factory, data_dir):
     root = tmp_path_factory.mktemp('root')
     (root/'data').symlink_to(data_dir)
-    (root/'dvc.yaml').symlink_to(REPO/'dvc.yaml')     # the report stage indexes the outputs dvc.yaml declares
+    (root/'dvc.yaml').symlink_to(REPO/'dvc.yaml')     # the report stage publishes and indexes what dvc.yaml declares
+    (root/'data.dvc').symlink_to(REPO/'data.dvc')     # checkpoints record the data's md5
     smoke_params(root/'params.yaml')                   # the ablations stage reads the training sections as params.yaml holds them
     for s in STAGES: run_stage(root, s)
     return root
@@ -106,6 +107,7 @@ def test_evaluate_command(run, tmp_path):
         for k in ('pixel_f1', 'permuted_f1', 'pixel_iou', 'pixel_auc', 'n_manipulated', 'n_authentic', 'image_auc', 'seconds_per_image'):
             assert k in res, k
         assert res['n_manipulated'] == 2 and res['image_auc'] is None and res['resolution'] == 'native'
+        assert res['trained_with']['stage'] == name and res['trained_with']['settings']['steps'] == 50
     before = out.read_bytes()
     r = cli('--checkpoint', run/'artifacts/train_baseline', '--data', data, '--out', out)
     assert r.returncode == 2 and 'exists' in r.stderr and out.read_bytes() == before     # never overwritten silently
@@ -131,4 +133,17 @@ def test_ablations_table_and_checkpoints(run):
     res = json.loads((run/'reports/ablations/metrics.json').read_text())['results']
     assert set(res) == set(expect) and all(0 <= r['synthetic']['pixel_f1'] <= 1 for r in res.values())
     err = (run/'reports/error_accumulation/error_accumulation.md').read_text()
-    assert all(f'| {m} ' in err for m in ('DiffIML', 'full', 'no_error_prior'))   # with and without the error prior
+    assert all(f'| {m} ' in err for m in ('train_diffiml', 'full', 'no_error_prior'))   # with and without the error prior
+    import pandas as pd
+    acc = pd.read_csv(run/'reports/error_accumulation/error_accumulation.csv').groupby('model').error_prior.first()
+    assert acc['full'] == 0.1 and acc['no_error_prior'] == 0.0       # read from the checkpoints' own descriptions
+
+def test_checkpoints_describe_their_training(run):
+    "Every trained checkpoint's diffiml.json records its stage, resolved settings, profile, resolution mode and data."
+    for folder, stage in (('train_vae', 'train_vae'), ('train_diffiml', 'train_diffiml'), ('train_baseline', 'train_baseline'),
+                          ('ablations/no_error_prior', 'ablations/no_error_prior')):
+        rec = json.loads((run/'artifacts'/folder/'diffiml.json').read_text())['trained_with']
+        assert rec['stage'] == stage and rec['profile'] == 'smoke' and rec['resolution'] == dict(mode='resize', size=64)
+        assert rec['data']['protocol'] == 'synthetic' and rec['data']['data_dvc_md5'].endswith('.dir')
+        assert rec['settings']['steps'] == stage_parameters(stage.split('/')[0], 'smoke')['steps']   # ablations: its own steps
+    assert rec['settings']['error_prior'] == 0.0 and rec['settings']['variant'] == 'no_error_prior'

@@ -1,31 +1,33 @@
-"""The profiles of params.yaml: `diffiml profile NAME` switches the stage sections between default, smoke and paper,
-reversibly; the file says which one is active and holds its values; the smoke profile is the stage notebooks' own
-debug configuration."""
-import re, shutil, subprocess, sys
+"""The profiles of params.yaml: default, smoke and paper; each section holds the default values and, under its
+`profiles` key, only what another profile changes; `diffiml profile NAME` switches by editing the one `profile:` line,
+reversibly; the smoke profile is the stage notebooks' own debug configuration."""
+import shutil, subprocess, sys
 from pathlib import Path
 import pytest, yaml
 from conftest import REPO, load_yaml, stage_parameters
-from test_pipeline_config import parameters_cell, STAGES
+from test_pipeline_config import parameters_cell
+from diffiml.config import STAGES, read_params, section
 
 PARAMS = load_yaml('params.yaml')
 
-def test_three_profiles_set_the_same_existing_keys():
-    profs = PARAMS['profiles']
-    assert list(profs) == ['default', 'smoke', 'paper']
-    keys = {n: {(s, k) for s, kv in p.items() for k in kv} for n, p in profs.items()}
-    assert keys['default'] == keys['smoke'] == keys['paper']
-    for s, k in keys['default']: assert k in PARAMS[s], f'profiles set {s}.{k}, which the {s} section lacks'
+def test_three_profiles_hold_only_what_differs():
+    assert list(PARAMS['profiles']) == ['default', 'smoke', 'paper']
+    for s in STAGES:
+        for name, changes in (PARAMS[s].get('profiles') or {}).items():
+            assert name in ('smoke', 'paper'), f'{s}.profiles.{name}'
+            for k, v in changes.items():
+                assert PARAMS[s][k] != v, f'{s}.profiles.{name}.{k} repeats the default value {v!r}'
 
-def test_active_profile_is_default_and_unedited():
-    "`dvc repro` on a fresh clone runs the default profile, with exactly its values."
+def test_active_profile_is_default():
+    "`dvc repro` on a fresh clone runs the default profile."
     assert PARAMS['profile'] == 'default'
-    for s, kv in PARAMS['profiles']['default'].items():
-        for k, v in kv.items(): assert PARAMS[s][k] == v, f'{s}.{k} = {PARAMS[s][k]!r}, profile default says {v!r}'
 
 def test_paper_profile_has_the_paper_settings():
-    p = PARAMS['profiles']['paper']
-    assert p['prepare_data']['size'] == 512 and p['train_diffiml']['backbone'] == p['train_baseline']['backbone'] == 'mit-b3'
-    assert p['train_diffiml']['batch_size'] == 16 and p['train_diffiml']['lr'] == p['train_baseline']['lr'] == 1e-4
+    p = read_params(REPO/'params.yaml')
+    assert section(p, 'prepare_data', 'paper')['size'] == 512
+    for s in ('train_diffiml', 'train_baseline'):
+        assert section(p, s, 'paper')['backbone'] == 'mit-b3' and section(p, s, 'paper')['lr'] == 1e-4
+    assert section(p, 'train_diffiml', 'paper')['batch_size'] == 16
 
 @pytest.mark.parametrize('stage', STAGES)
 def test_smoke_profile_is_the_notebooks_debug_configuration(stage):
@@ -39,11 +41,8 @@ def test_switch_command_round_trip(tmp_path):
     for name in ('paper', 'smoke', 'default'):
         r = subprocess.run([exe, 'profile', name, '--params', f], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
-        p = yaml.safe_load(f.read_text()); assert p['profile'] == name
-        for s, kv in p['profiles'][name].items():
-            for k, v in kv.items(): assert p[s][k] == v
+        assert yaml.safe_load(f.read_text())['profile'] == name
     assert f.read_text() == (REPO/'params.yaml').read_text()          # back to default: byte for byte
-    f.write_text(re.sub(r'^  n_train: \d+', '  n_train: 999', f.read_text(), count=1, flags=re.M))
-    r = subprocess.run([exe, 'profile', 'smoke', '--params', f], capture_output=True, text=True)
-    assert r.returncode == 2 and 'prepare_data.n_train = 999' in r.stderr and '--force' in r.stderr
-    assert '  n_train: 999' in f.read_text()                              # a hand edit is never overwritten silently
+    r = subprocess.run([exe, 'profile', 'tiny', '--params', f], capture_output=True, text=True)
+    assert r.returncode == 2 and "unknown profile 'tiny'" in r.stderr and 'Traceback' not in r.stderr
+    assert f.read_text() == (REPO/'params.yaml').read_text()          # a refused switch changes nothing

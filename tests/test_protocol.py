@@ -49,10 +49,10 @@ def test_protocol_cat_runs_through_the_pipeline(root):
     assert rec['train']['casia2']['n'] >= 1 and rec['skipped'] == []
     ds = train_dataset(root/'artifacts/prepare_data', size=64, seed=0)
     assert isinstance(ds, BalancedSources) and len(ds) == 5 * 1800          # 1,800 per source, whatever its size
-    res = json.loads((root/'reports/evaluate/metrics.json').read_text())
+    res = json.loads((root/'artifacts/reports/evaluate/metrics.json').read_text())
     assert set(res['DiffIML']) == {'casia1', 'columbia', 'coverage', 'nist16', 'cocoglide', 'autosplice'}
     assert res['settings']['protocol'] == 'cat'
-    head = (root/'reports/evaluate/results.md').read_text().splitlines()[2]
+    head = (root/'artifacts/reports/evaluate/results.md').read_text().splitlines()[2]
     cols = [c.strip() for c in head.strip('|').split('|')]
     assert cols == ['pixel F1', 'casia1', 'columbia', 'coverage', 'nist16', 'average', 'cocoglide', 'autosplice']
     assert res['All-manipulated']['nist16']['pixel_f1'] > 0                # NIST16's inverted masks read the right way round
