@@ -31,7 +31,9 @@ def _benchmark(a) -> int:
 
 def _stage(a) -> int:
     "`diffiml stage`: run one pipeline stage; exit status 1 when its notebook fails."
+    import logging
     from papermill.exceptions import PapermillExecutionError
+    logging.basicConfig(level=logging.INFO, format='%(message)s')   # the cells' output, as papermill --log-output
     try:
         out = run_stage(a.name, '.', a.params)
     except PapermillExecutionError as e:

@@ -6,7 +6,8 @@ import torch
 from diffiml.baseline import Baseline
 from diffiml.data import IMLDataset, pair_folder
 from diffiml.metrics import pixel_f1
-from diffiml.model import DiffIML, Sampler
+from diffiml.model import DiffIML
+from diffiml.sampler import Sampler
 from diffiml.train import fit
 from diffiml.vae import LightVAE, to_signed, vae_loss
 
