@@ -5,7 +5,6 @@
 # %% ../nbs/09_benchmark.ipynb #1db2b95c
 from __future__ import annotations
 import platform, tempfile, time
-from pathlib import Path
 import torch
 from .data import IMLDataset, bsds_items, edge_width_for, read_pairs, write_synthetic
 from .sampler import Sampler

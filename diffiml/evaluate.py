@@ -4,9 +4,6 @@
 
 # %% ../nbs/10_evaluate.ipynb #3e6f6b1d
 from __future__ import annotations
-import json
-from pathlib import Path
-import torch
 import cv2
 import numpy as np
 from .data import IMLDataset, read_pairs, add_noise, jpeg_recompress, resize_to
