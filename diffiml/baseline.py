@@ -19,7 +19,8 @@ __all__ = ['dice_loss', 'Baseline']
 # %% ../nbs/05_baseline.ipynb #e9ec78c2
 def dice_loss(logits, target, eps: float = 1.0):
     "Soft Dice loss per image, averaged over the batch."
-    p = torch.sigmoid(logits).flatten(1); t = target.flatten(1)
+    p = torch.sigmoid(logits).flatten(1)
+    t = target.flatten(1)
     return (1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
 
 # %% ../nbs/05_baseline.ipynb #f9af6c57

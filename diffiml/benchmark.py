@@ -26,9 +26,11 @@ def time_training(model, dataset, loss_fn, steps: int = 20, warmup: int = 5, bat
     kw = dict(batch_size=batch_size, lr=lr, mixed_precision=mixed_precision, num_workers=num_workers)
     if warmup: fit(model, dataset, loss_fn, warmup, desc='warm-up', **kw)
     if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
-    _sync(); t0 = time.perf_counter()
+    _sync()
+    t0 = time.perf_counter()
     losses = fit(model, dataset, loss_fn, steps, desc='timed', **kw)
-    _sync(); dt = time.perf_counter() - t0
+    _sync()
+    dt = time.perf_counter() - t0
     bs = min(batch_size, len(dataset))
     return dict(images_per_s=steps * bs / dt, ms_per_step=1000 * dt / steps, batch_size=bs, final_loss=losses[-1],
                 peak_memory_gib=torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
@@ -37,10 +39,14 @@ def time_training(model, dataset, loss_fn, steps: int = 20, warmup: int = 5, bat
 @torch.no_grad()
 def time_sampling(model, images, sampler: Sampler | None = None, repeats: int = 2) -> float:
     "Seconds per image of `model.predict(images, sampler)` (after one warm-up call)."
-    device = next(model.parameters()).device; images = images.to(device)
-    model.predict(images, sampler); _sync(); t0 = time.perf_counter()
+    device = next(model.parameters()).device
+    images = images.to(device)
+    model.predict(images, sampler)
+    _sync()
+    t0 = time.perf_counter()
     for _ in range(repeats): model.predict(images, sampler)
-    _sync(); return (time.perf_counter() - t0) / (repeats * len(images))
+    _sync()
+    return (time.perf_counter() - t0) / (repeats * len(images))
 
 # %% ../nbs/09_benchmark.ipynb #a33d3747
 def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsds_root='data/bsds500', steps: int = 50,
@@ -80,4 +86,5 @@ def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsd
                 device=torch.cuda.get_device_name() if torch.cuda.is_available() else platform.processor() or 'cpu',
                 torch=torch.__version__, synthesis_s_per_image=synth, stages=rows,
                 sampling=dict(seconds_per_image=time_sampling(dm, images, sampler), batch_size=len(images),
-                              sampler_steps=sampler.steps, ensemble=sampler.ensemble, tta=sampler.tta, solver=sampler.solver))
+                              sampler_steps=sampler.steps, ensemble=sampler.ensemble, tta=sampler.tta,
+                              solver=sampler.solver))

@@ -55,7 +55,8 @@ def load_component(cls, path):
         return ModelMixin.from_pretrained.__func__(cls, path, use_safetensors=True)
     except (ValueError, RuntimeError, OSError, KeyError, TypeError) as e:
         msg = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f'{path}: weights do not fit the {cls.__name__} its config.json describes ({msg})') from None
+        raise CheckpointError(f'{path}: weights do not fit the {cls.__name__} its config.json describes '
+                              f'({msg})') from None
 
 # %% ../nbs/15_checkpoint.ipynb #604a6167
 def save_final(model, out) -> Path:

@@ -16,16 +16,21 @@ __all__ = ['main']
 def _benchmark(a) -> int:
     "`diffiml benchmark`: print (and write) `benchmark_profile`'s figures."
     from diffiml.benchmark import benchmark_profile     # imported here: it loads torch and the models
-    if a.out and Path(a.out).exists(): raise ConfigError(f'{a.out}: exists; choose another --out (nothing is overwritten)')
-    if not Path(a.data).is_dir(): raise ConfigError(f'{a.data}: no such folder (BSDS500 with images/ and groundTruth/; run `dvc pull data.dvc`)')
+    if a.out and Path(a.out).exists():
+        raise ConfigError(f'{a.out}: exists; choose another --out (nothing is overwritten)')
+    if not Path(a.data).is_dir():
+        raise ConfigError(f'{a.data}: no such folder (BSDS500 with images/ and groundTruth/; run `dvc pull data.dvc`)')
     r = benchmark_profile(a.params, a.profile, a.data, a.steps, a.warmup, a.images, a.workers)
-    print(f"profile {r['profile']}, {r['size']}x{r['size']}, {r['device']}, torch {r['torch']}, {r['steps']} timed steps after {r['warmup']}")
+    print(f"profile {r['profile']}, {r['size']}x{r['size']}, {r['device']}, torch {r['torch']}, "
+          f"{r['steps']} timed steps after {r['warmup']}")
     print(f"{'stage':16}{'images/s':>10}{'ms/step':>10}{'batch':>7}{'peak GiB':>10}{'params (M)':>12}")
     for st, x in r['stages'].items():
         mem = f"{x['peak_memory_gib']:.2f}" if x['peak_memory_gib'] is not None else '-'
-        print(f"{st:16}{x['images_per_s']:10.1f}{x['ms_per_step']:10.1f}{x['batch_size']:7d}{mem:>10}{x['parameters'] / 1e6:12.2f}")
+        print(f"{st:16}{x['images_per_s']:10.1f}{x['ms_per_step']:10.1f}{x['batch_size']:7d}{mem:>10}"
+              f"{x['parameters'] / 1e6:12.2f}")
     sp = r['sampling']
-    print(f"sampling: {sp['seconds_per_image']:.4f} s/image ({sp['sampler_steps']} steps x {sp['ensemble']} ensemble, tta {sp['tta']}, batch {sp['batch_size']})")
+    print(f"sampling: {sp['seconds_per_image']:.4f} s/image ({sp['sampler_steps']} steps x {sp['ensemble']} ensemble, "
+          f"tta {sp['tta']}, batch {sp['batch_size']})")
     if a.out: write_atomic(a.out, json.dumps(r, indent=1))
     return 0
 
@@ -54,7 +59,8 @@ def _sampler_options(p) -> None:
     d = Sampler()
     p.add_argument('--steps', type=int, default=d.steps, help=f'sampler steps (DiffIML; default: {d.steps})')
     p.add_argument('--ensemble', type=int, default=d.ensemble,
-                   help=f'samples per image, averaged; their spread is the uncertainty map (DiffIML; default: {d.ensemble})')
+                   help='samples per image, averaged; their spread is the uncertainty map '
+                        f'(DiffIML; default: {d.ensemble})')
     p.add_argument('--no-tta', dest='tta', action='store_false', help='no flip test-time augmentation (DiffIML)')
     p.add_argument('--solver', default=d.solver,
                    help="diffusers scheduler class, e.g. DPMSolverMultistepScheduler (default: the model's own)")
@@ -65,9 +71,11 @@ def _predict(a) -> int:
     from diffiml.inference import load_for_inference
     from diffiml.predict import predict_files
     model, _, sampler = load_for_inference(a.checkpoint, a.device, None, _sampler(a))
-    r = predict_files(model, a.inputs, a.out, sampler, a.threshold, a.batch_size, a.overwrite, a.max_output_pixels, progress=True)
+    r = predict_files(model, a.inputs, a.out, sampler, a.threshold, a.batch_size, a.overwrite, a.max_output_pixels,
+                      progress=True)
     for p in r['predictions']:
-        print(f"{p['file']}: score {p['score']:.3f}, {100 * p['manipulated_fraction']:.1f}% of pixels above {a.threshold}"
+        print(f"{p['file']}: score {p['score']:.3f}, "
+              f"{100 * p['manipulated_fraction']:.1f}% of pixels above {a.threshold}"
               + (f" (maps at {p['output_size'][1]}x{p['output_size'][0]})" if p['resized_output'] else ''))
     for f in r['failed']: print(f"diffiml: skipped {f['file']}: {f['error']}", file=sys.stderr)
     print(f"{len(r['predictions'])} image(s) -> {a.out}" + (f"; {len(r['failed'])} failed" if r['failed'] else ''))
@@ -83,8 +91,9 @@ def _evaluate(a) -> int:
                             a.resolution, a.device, a.skip_unreadable, progress=True)
     write_atomic(out, json.dumps(r, indent=1))
     f = lambda v: 'n/a' if v is None else f'{v:.3f}'
-    print(f"{r['model']} on {a.data} ({r['n_manipulated']} manipulated, {r['n_authentic']} authentic, {r['resolution']} resolution): "
-          f"pixel F1 {f(r['pixel_f1'])}, permuted F1 {f(r['permuted_f1'])}, IoU {f(r['pixel_iou'])}, pixel AUC {f(r['pixel_auc'])}, "
+    print(f"{r['model']} on {a.data} ({r['n_manipulated']} manipulated, {r['n_authentic']} authentic, "
+          f"{r['resolution']} resolution): pixel F1 {f(r['pixel_f1'])}, permuted F1 {f(r['permuted_f1'])}, "
+          f"IoU {f(r['pixel_iou'])}, pixel AUC {f(r['pixel_auc'])}, "
           f"image AUC {f(r['image_auc'])}; {r['seconds_per_image']:.3f} s/image -> {out}")
     for s in r['skipped']: print(f"skipped {s['path']}: {s['problem']}", file=sys.stderr)
     return 0
@@ -95,7 +104,8 @@ def _standins(a) -> int:
     p = read_params(a.params)
     names = list(dict.fromkeys(n for proto in (p.get('protocols') or {}) for k in ('train', 'test', 'generative')
                                for n in protocol_spec(p, proto)[k]))
-    if Path(a.paths).exists() and not a.overwrite: raise ConfigError(f'{a.paths}: exists; it may hold your dataset paths (pass --overwrite to replace it)')
+    if Path(a.paths).exists() and not a.overwrite:
+        raise ConfigError(f'{a.paths}: exists; it may hold your dataset paths (pass --overwrite to replace it)')
     entries = make_standins(a.data, a.out, names, n=a.images, size=a.size)
     write_paths_file(entries, a.paths, overwrite=a.overwrite)
     for k, v in entries.items(): print(f"{k}: {v['path']}" + (' (inverted masks)' if v['invert_masks'] else ''))
@@ -104,7 +114,8 @@ def _standins(a) -> int:
 
 def main(argv=None) -> int:
     "Entry point of the `diffiml` command."
-    ap = argparse.ArgumentParser(prog='diffiml', description='DiffIML: image manipulation localization with a score-based model.')
+    ap = argparse.ArgumentParser(prog='diffiml',
+                                 description='DiffIML: image manipulation localization with a score-based model.')
     sub = ap.add_subparsers(dest='command', required=True)
     pp = sub.add_parser('profile', help='show the profiles of params.yaml, or switch the pipeline to one of them')
     pp.add_argument('name', nargs='?', help='profile to switch to (default, smoke, paper); none: list them')
@@ -120,52 +131,69 @@ def main(argv=None) -> int:
                                     'resolution; print images/s, ms/step, peak GPU memory and sampling seconds/image.')
     bp.add_argument('--profile', help='profile to time (default: the values params.yaml holds now)')
     bp.add_argument('--params', default='params.yaml', help='the params file (default: ./params.yaml)')
-    bp.add_argument('--data', default='data/bsds500', help='BSDS500 folder to synthesize samples from (default: data/bsds500)')
+    bp.add_argument('--data', default='data/bsds500',
+                    help='BSDS500 folder to synthesize samples from (default: data/bsds500)')
     bp.add_argument('--steps', type=int, default=50, help='timed training steps per stage (default: 50)')
     bp.add_argument('--warmup', type=int, default=10, help='untimed steps before them (default: 10)')
     bp.add_argument('--images', type=int, default=64, help='synthetic training images (default: 64)')
     bp.add_argument('--workers', type=int, default=0, help='DataLoader worker processes (default: 0)')
     bp.add_argument('--out', help='also write the figures to this JSON file (must not exist)')
-    ep = sub.add_parser('evaluate', help='score a DiffIML or baseline checkpoint on a test set (pixel F1, IoU, AUC, ...)',
-                        description='Predict every image of a test set with a checkpoint and write the field-standard metrics '
-                                    '(pixel F1 at a fixed threshold averaged over manipulated images, permuted F1, IoU, pixel AUC, '
-                                    'image-level AUC and accuracy) to a JSON file.')
-    ep.add_argument('--checkpoint', required=True, help='checkpoint folder (DiffIML or Baseline, e.g. artifacts/train_diffiml)')
-    ep.add_argument('--data', required=True, help='test set: a folder with Tp/ and Gt/, or a JSON list of [image, mask] pairs')
+    ep = sub.add_parser('evaluate',
+                        help='score a DiffIML or baseline checkpoint on a test set (pixel F1, IoU, AUC, ...)',
+                        description='Predict every image of a test set with a checkpoint and write the field-standard '
+                                    'metrics (pixel F1 at a fixed threshold averaged over manipulated images, permuted '
+                                    'F1, IoU, pixel AUC, image-level AUC and accuracy) to a JSON file.')
+    ep.add_argument('--checkpoint', required=True,
+                    help='checkpoint folder (DiffIML or Baseline, e.g. artifacts/train_diffiml)')
+    ep.add_argument('--data', required=True,
+                    help='test set: a folder with Tp/ and Gt/, or a JSON list of [image, mask] pairs')
     ep.add_argument('--out', required=True, help='JSON file to write the metrics to')
     _sampler_options(ep)
     ep.add_argument('--threshold', type=float, default=0.5, help='binarization threshold of the maps (default: 0.5)')
     ep.add_argument('--invert-masks', action='store_true', help='masks mark manipulated pixels in black (e.g. NIST16)')
     ep.add_argument('--resolution', choices=('native', 'network'), default='native',
                     help="score at each image's own size (maps resized back; default) or at the network's")
-    ep.add_argument('--size', type=int, default=None, help="side to predict at (default: the checkpoint's training size)")
+    ep.add_argument('--size', type=int, default=None,
+                    help="side to predict at (default: the checkpoint's training size)")
     ep.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default: 8)')
     ep.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
-    ep.add_argument('--skip-unreadable', action='store_true', help='skip (and list) unreadable pairs instead of stopping')
+    ep.add_argument('--skip-unreadable', action='store_true',
+                    help='skip (and list) unreadable pairs instead of stopping')
     ep.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
     rp = sub.add_parser('predict', help='write mask, probability and uncertainty maps for your images',
-                        description='Localize manipulations in images with a trained checkpoint (no ground truth needed). For each '
-                                    'image writes <stem>_mask.png (0/255 at --threshold), <stem>_prob.png (probability x 255) and '
-                                    '<stem>_uncertainty.png (ensemble std x 510), all at the image\'s own size, and one '
-                                    'predictions.json with per-image scores and timing. Unreadable files are reported and skipped '
-                                    '(exit status 1 at the end); existing outputs are never replaced without --overwrite.')
-    rp.add_argument('inputs', nargs='+', metavar='IMAGE_OR_FOLDER', help='image files, or folders whose image files (.jpg .png .tif .bmp) to use')
-    rp.add_argument('--checkpoint', required=True, help='checkpoint folder (DiffIML or Baseline, e.g. artifacts/train_diffiml)')
+                        description='Localize manipulations in images with a trained checkpoint (no ground truth '
+                                    'needed). For each image writes <stem>_mask.png (0/255 at --threshold), '
+                                    '<stem>_prob.png (probability x 255) and <stem>_uncertainty.png (ensemble std x '
+                                    '510), all at the image\'s own size, and one predictions.json with per-image '
+                                    'scores and timing. Unreadable files are reported and skipped (exit status 1 at '
+                                    'the end); existing outputs are never replaced without --overwrite.')
+    rp.add_argument('inputs', nargs='+', metavar='IMAGE_OR_FOLDER',
+                    help='image files, or folders whose image files (.jpg .png .tif .bmp) to use')
+    rp.add_argument('--checkpoint', required=True,
+                    help='checkpoint folder (DiffIML or Baseline, e.g. artifacts/train_diffiml)')
     rp.add_argument('--out', required=True, help='output folder (created if missing)')
-    rp.add_argument('--threshold', type=float, default=0.5, help='probability above which a pixel counts as manipulated (default: 0.5)')
+    rp.add_argument('--threshold', type=float, default=0.5,
+                    help='probability above which a pixel counts as manipulated (default: 0.5)')
     _sampler_options(rp)
     rp.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
     rp.add_argument('--batch-size', type=int, default=4, help='images per forward pass (default: 4)')
-    rp.add_argument('--max-output-pixels', type=int, default=50_000_000, help='larger images get maps at a reduced size (default: 50000000)')
+    rp.add_argument('--max-output-pixels', type=int, default=50_000_000,
+                    help='larger images get maps at a reduced size (default: 50000000)')
     rp.add_argument('--overwrite', action='store_true', help='replace existing output files')
-    sp = sub.add_parser('standins', help="small stand-ins for the protocols' datasets, to try `protocol: mvss` or `cat` without them",
-                        description='Write a small stand-in for every dataset the protocols of params.yaml name (the real samples of '
-                                    'data/samples where it has them, synthetic manipulations of BSDS500 photographs otherwise), and a '
-                                    'datasets file pointing at them. The numbers they give mean nothing: they exercise the machinery.')
-    sp.add_argument('--out', default='artifacts/standins', help='folder for the synthetic stand-ins (default: artifacts/standins)')
-    sp.add_argument('--paths', default='local/datasets.yaml', help='datasets file to write (default: local/datasets.yaml)')
+    sp = sub.add_parser('standins',
+                        help="small stand-ins for the protocols' datasets, to try `protocol: mvss` or `cat` "
+                             "without them",
+                        description='Write a small stand-in for every dataset the protocols of params.yaml name (the '
+                                    'real samples of data/samples where it has them, synthetic manipulations of '
+                                    'BSDS500 photographs otherwise), and a datasets file pointing at them. The numbers '
+                                    'they give mean nothing: they exercise the machinery.')
+    sp.add_argument('--out', default='artifacts/standins',
+                    help='folder for the synthetic stand-ins (default: artifacts/standins)')
+    sp.add_argument('--paths', default='local/datasets.yaml',
+                    help='datasets file to write (default: local/datasets.yaml)')
     sp.add_argument('--data', default='data', help='the data/ folder (default: data)')
-    sp.add_argument('--params', default='params.yaml', help='the params file whose protocols to serve (default: ./params.yaml)')
+    sp.add_argument('--params', default='params.yaml',
+                    help='the params file whose protocols to serve (default: ./params.yaml)')
     sp.add_argument('--images', type=int, default=16, help='synthetic pairs per stand-in (default: 16)')
     sp.add_argument('--size', type=int, default=128, help='side of the synthetic stand-in images (default: 128)')
     sp.add_argument('--overwrite', action='store_true', help='replace an existing datasets file')
@@ -185,4 +213,5 @@ def main(argv=None) -> int:
         print(f'{a.params}: profile {old} -> {new}' + ('' if old != new else ' (unchanged)'))
         return 0
     except (ConfigError, ValueError, OSError) as e:   # DataError, CheckpointError are ValueErrors: they name the file
-        print(f'diffiml: {e}', file=sys.stderr); return 2
+        print(f'diffiml: {e}', file=sys.stderr)
+        return 2

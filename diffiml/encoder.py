@@ -32,7 +32,7 @@ RESNET_PRESETS = {
 }
 
 def mit_config(backbone: str) -> SegformerConfig | ResNetConfig:
-    "transformers config of a backbone preset: MiT (`mit-tiny`, `mit-b0` ... `mit-b5`) or ResNet (`resnet-tiny`, `resnet-18`)."
+    "transformers config of a preset: MiT (`mit-tiny`, `mit-b0` ... `mit-b5`) or ResNet (`resnet-tiny`, `resnet-18`)."
     if backbone in MIT_PRESETS: return SegformerConfig(**MIT_PRESETS[backbone])
     if backbone in RESNET_PRESETS: return ResNetConfig(**RESNET_PRESETS[backbone], downsample_in_first_stage=False)
     raise ValueError(f'unknown backbone {backbone!r}; choose one of {", ".join([*MIT_PRESETS, *RESNET_PRESETS])}')
@@ -57,7 +57,8 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
     def forward(self, images):
-        H, W = images.shape[-2:]; s = self.config.downsample
+        H, W = images.shape[-2:]
+        s = self.config.downsample
         if H % 32 or W % 32: raise ValueError(f'image size {W}x{H} must be a multiple of 32 (the backbone stride)')
         x = (images - self.mean) / self.std
         if hasattr(self, 'mit'): feats = self.mit(x, output_hidden_states=True).hidden_states
@@ -69,11 +70,13 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
 # %% ../nbs/02_encoder.ipynb #401d5432
 def load_backbone_weights(encoder: ConditionEncoder, path) -> ConditionEncoder:
     "Copy MiT weights from local folder `path` into `encoder.mit`; sizes must match the preset."
-    if not hasattr(encoder, 'mit'): raise ValueError(f'{path}: pretrained weights load into MiT backbones only, not {encoder.config.backbone}')
+    if not hasattr(encoder, 'mit'):
+        raise ValueError(f'{path}: pretrained weights load into MiT backbones only, not {encoder.config.backbone}')
     src = SegformerModel.from_pretrained(path, local_files_only=True)
     want, got = encoder.mit.config, src.config
     for k in ('depths', 'hidden_sizes', 'num_attention_heads'):
         if list(getattr(want, k)) != list(getattr(got, k)):
-            raise ValueError(f'{path}: backbone {k}={getattr(got, k)} does not match {encoder.config.backbone} ({k}={getattr(want, k)})')
+            raise ValueError(f'{path}: backbone {k}={getattr(got, k)} does not match {encoder.config.backbone} '
+                             f'({k}={getattr(want, k)})')
     encoder.mit.load_state_dict(src.state_dict())
     return encoder

@@ -35,7 +35,7 @@ def evaluate_checkpoint(checkpoint, data, sampler: Sampler | None = None, size: 
 PERTURBATIONS = ('jpeg', 'blur', 'noise', 'resize')
 
 def perturb(img: np.ndarray, kind: str, strength: float, seed: int = 0) -> np.ndarray:
-    "uint8 RGB `img` degraded by `kind`: 'jpeg' (quality), 'blur' (odd kernel size), 'noise' (sigma on 0-255) or 'resize' (scale factor, back to size)."
+    "uint8 RGB `img` degraded by `kind`; `strength`: jpeg quality, blur odd kernel, noise sigma on 0-255, resize scale."
     if kind == 'jpeg': return jpeg_recompress(img, int(strength))
     if kind == 'blur':
         k = int(strength)

@@ -19,7 +19,9 @@ __all__ = ['RESOLUTIONS', 'pixel_f1', 'pixel_iou', 'pixel_auc', 'image_score', '
 def _counts(pred, gt):
     pred, gt = np.asarray(pred, bool).ravel(), np.asarray(gt, bool).ravel()
     if pred.shape != gt.shape: raise ValueError(f'prediction has {pred.size} pixels, ground truth {gt.size}')
-    tp = np.count_nonzero(pred & gt); fp = np.count_nonzero(pred & ~gt); fn = np.count_nonzero(~pred & gt)
+    tp = np.count_nonzero(pred & gt)
+    fp = np.count_nonzero(pred & ~gt)
+    fn = np.count_nonzero(~pred & gt)
     return tp, fp, fn
 
 def pixel_f1(pred, gt) -> float:
@@ -36,7 +38,8 @@ def pixel_iou(pred, gt) -> float:
 def pixel_auc(prob, gt) -> float:
     "Area under the ROC curve of per-pixel scores `prob` against boolean `gt`; NaN when only one class is present."
     s, y = np.asarray(prob, np.float64).ravel(), np.asarray(gt, bool).ravel()
-    npos = np.count_nonzero(y); nneg = y.size - npos
+    npos = np.count_nonzero(y)
+    nneg = y.size - npos
     if npos == 0 or nneg == 0: return float('nan')
     return float((rankdata(s)[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
 
@@ -52,11 +55,12 @@ def image_metrics(scores, labels, threshold: float = 0.5) -> dict:
     return dict(image_auc=pixel_auc(s, y), image_accuracy=float(((s > threshold) == y).mean()))
 
 def score_maps(probs, gts, threshold: float = 0.5) -> dict:
-    "Field-standard metrics of probability maps against boolean masks (any iterables, maps of any sizes): pixel metrics averaged over manipulated images, image-level over all."
+    "Field-standard metrics of maps vs masks (any sizes): pixel ones mean over manipulated images, image ones over all."
     rows, scores, labels = [], [], []
     for p, g in zip(probs, gts, strict=True):
         p, g = np.asarray(p, np.float32), np.asarray(g, bool)
-        scores.append(image_score(p)); labels.append(bool(g.any()))
+        scores.append(image_score(p))
+        labels.append(bool(g.any()))
         if not labels[-1]: continue
         b = p > threshold
         rows.append((pixel_f1(b, g), max(pixel_f1(b, g), pixel_f1(~b, g)), pixel_iou(b, g), pixel_auc(p, g)))
@@ -65,22 +69,26 @@ def score_maps(probs, gts, threshold: float = 0.5) -> dict:
         f1, pf1, iou, auc = np.array(rows).T
         out = dict(pixel_f1=float(f1.mean()), permuted_f1=float(pf1.mean()), pixel_iou=float(iou.mean()),
                    pixel_auc=float(np.nanmean(auc)) if not np.isnan(auc).all() else None)
-    return dict(out, n_manipulated=len(rows), n_authentic=len(labels) - len(rows), **image_metrics(scores, labels, threshold))
+    return dict(out, n_manipulated=len(rows), n_authentic=len(labels) - len(rows),
+                **image_metrics(scores, labels, threshold))
 
 # %% ../nbs/06_metrics.ipynb #8c652b80
 @torch.no_grad()
-def predict_dataset(model, dataset, sampler=None, batch_size: int = 8, progress: bool = False, desc: str = 'predict') -> dict:
-    "Probability and uncertainty maps (N, H, W), boolean masks, and seconds per image of `model` on `dataset` at its network size."
+def predict_dataset(model, dataset, sampler=None, batch_size: int = 8, progress: bool = False,
+                    desc: str = 'predict') -> dict:
+    "Probability and uncertainty maps (N, H, W), boolean masks and s/image of `model` on `dataset` at its network size."
     probs, uncs, masks, t0 = [], [], [], time.perf_counter()
     try: device = next(model.parameters()).device     # images go where the model is
     except (AttributeError, StopIteration): device = torch.device('cpu')
     for i in tqdm(range(0, len(dataset), batch_size), desc=desc, unit='batch', disable=not progress, mininterval=2):
         b = torch.utils.data.default_collate([dataset[j] for j in range(i, min(i + batch_size, len(dataset)))])
         out = model.predict(b['image'].to(device), sampler)
-        probs.append(out['prob'][:, 0].float().cpu().numpy()); uncs.append(out['uncertainty'][:, 0].float().cpu().numpy())
+        probs.append(out['prob'][:, 0].float().cpu().numpy())
+        uncs.append(out['uncertainty'][:, 0].float().cpu().numpy())
         masks.append(b['mask'][:, 0].numpy() > 0.5)
     secs = (time.perf_counter() - t0) / max(len(dataset), 1)
-    return dict(prob=np.concatenate(probs), uncertainty=np.concatenate(uncs), mask=np.concatenate(masks), seconds_per_image=secs)
+    return dict(prob=np.concatenate(probs), uncertainty=np.concatenate(uncs), mask=np.concatenate(masks),
+                seconds_per_image=secs)
 
 def upsample(prob, hw) -> np.ndarray:
     "Probability map `prob` (h, w) resized bilinearly to `hw` = (H, W), e.g. back to its image's native size."
@@ -90,15 +98,16 @@ def upsample(prob, hw) -> np.ndarray:
 RESOLUTIONS = ('native', 'network')
 
 def score_predictions(pred: dict, dataset, threshold: float = 0.5, resolution: str = 'native') -> dict:
-    "`score_maps` of `predict_dataset`'s output: at each image's `native` size (maps resized back, masks as stored) or at the `network` size."
+    "`score_maps` of `predict_dataset` output at `native` sizes (maps resized back, masks as stored) or `network` size."
     if resolution not in RESOLUTIONS: raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')
-    if resolution == 'network' or not hasattr(dataset, 'native_mask'): return score_maps(pred['prob'], pred['mask'], threshold)
+    if resolution == 'network' or not hasattr(dataset, 'native_mask'):
+        return score_maps(pred['prob'], pred['mask'], threshold)
     n = len(pred['prob'])   # one image at a time: a set of large images never sits in memory at full size
     return score_maps((upsample(pred['prob'][i], dataset.native_shape(i)) for i in range(n)),
                       (dataset.native_mask(i) for i in range(n)), threshold)
 
-def evaluate_dataset(model, dataset, sampler=None, batch_size: int = 8, threshold: float = 0.5, resolution: str = 'native',
-                     progress: bool = False) -> dict:
+def evaluate_dataset(model, dataset, sampler=None, batch_size: int = 8, threshold: float = 0.5,
+                     resolution: str = 'native', progress: bool = False) -> dict:
     "`score_maps` of `model` on `dataset` (see `score_predictions`), plus seconds per image."
     p = predict_dataset(model, dataset, sampler, batch_size, progress)
     return dict(score_predictions(p, dataset, threshold, resolution), seconds_per_image=p['seconds_per_image'])

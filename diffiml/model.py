@@ -37,7 +37,7 @@ class DiffIML(nn.Module):
     def build(cls, vae: LightVAE, backbone='mit-b3', neck_channels=128, unet_channels=(128,), layers_per_block=2,
               mid_attention=True, attention_head_dim=8, norm_num_groups=32, sample_size=64, scheduler='DDIMScheduler',
               edge=True):
-        "A new DiffIML around trained autoencoder `vae`; `edge=False`: the score network denoises the mask latent alone."
+        "A new DiffIML around trained autoencoder `vae`; `edge=False`: score network denoises the mask latent alone."
         enc = ConditionEncoder(backbone, neck_channels, vae.downsample)
         score = ScoreNet((1 + bool(edge)) * vae.config.latent_channels, neck_channels, tuple(unet_channels),
                          layers_per_block, mid_attention, attention_head_dim, norm_num_groups, sample_size)
@@ -74,7 +74,7 @@ class DiffIML(nn.Module):
                               mask_channels=self.vae.config.latent_channels)
 
     def predict(self, images, sampler: Sampler | None = None, **kwargs) -> dict:
-        "Probability and uncertainty maps of images (B, 3, H, W) in [0, 1]; a path, PIL image or array: `predict_image`."
+        "Probability and uncertainty maps of images (B, 3, H, W) in [0, 1]; path, PIL image or array: `predict_image`."
         if not torch.is_tensor(images):
             from diffiml.predict import predict_image      # maps at the image's own size, mask, score
             return predict_image(self, images, sampler, **kwargs)

@@ -29,18 +29,25 @@ def _array_rgb(a, name) -> np.ndarray:
     a = a[..., :3]
     if a.dtype == np.uint8: return np.ascontiguousarray(a)
     if np.issubdtype(a.dtype, np.floating):
-        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1: raise DataError(name, 'float array must hold finite values in [0, 1]')
+        if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+            raise DataError(name, 'float array must hold finite values in [0, 1]')
         return (a * 255 + 0.5).astype(np.uint8)
     raise DataError(name, f'array of dtype {a.dtype}: expected uint8, or floats in [0, 1]')
 
 def network_input(image, size: int) -> tuple[torch.Tensor, tuple[int, int], str]:
     "(1, 3, size, size) tensor in [0, 1], the image's native (H, W), and its name, from a path, PIL image or array."
     if isinstance(image, (str, os.PathLike)):
-        name = str(image); hw = image_size(image); rgb = load_image(image, max_side=2 * size)
+        name = str(image)
+        hw = image_size(image)
+        rgb = load_image(image, max_side=2 * size)
     elif isinstance(image, Image.Image):
-        name = 'PIL image'; rgb = _array_rgb(np.asarray(image.convert('RGB')), name); hw = rgb.shape[:2]
+        name = 'PIL image'
+        rgb = _array_rgb(np.asarray(image.convert('RGB')), name)
+        hw = rgb.shape[:2]
     else:
-        name = 'array'; rgb = _array_rgb(image, name); hw = rgb.shape[:2]
+        name = 'array'
+        rgb = _array_rgb(image, name)
+        hw = rgb.shape[:2]
     x = torch.from_numpy(resize_to(rgb, (size, size))).permute(2, 0, 1).float()[None] / 255
     return x, tuple(hw), name
 
@@ -52,18 +59,22 @@ def output_size(hw, max_pixels: int = MAX_OUTPUT_PIXELS) -> tuple[int, int]:
     s = math.sqrt(max_pixels / (h * w))
     return (max(1, int(h * s)), max(1, int(w * s)))
 
-def predict_image(model, image, sampler=None, threshold: float = 0.5, max_output_pixels: int = MAX_OUTPUT_PIXELS) -> dict:
-    "Probability map, binary mask and uncertainty map of one image (path, PIL or array) at its own size, with its score."
+def predict_image(model, image, sampler=None, threshold: float = 0.5,
+                  max_output_pixels: int = MAX_OUTPUT_PIXELS) -> dict:
+    "Probability, binary mask and uncertainty maps of one image (path, PIL or array) at its own size, with its score."
     t0 = time.perf_counter()
     x, hw, name = network_input(image, model.image_size)
     device = next(model.parameters()).device
     out = model.predict(x.to(device), sampler)
-    return finish(out['prob'][0, 0], out['uncertainty'][0, 0], hw, threshold, max_output_pixels, time.perf_counter() - t0)
+    return finish(out['prob'][0, 0], out['uncertainty'][0, 0], hw, threshold, max_output_pixels,
+                  time.perf_counter() - t0)
 
-def finish(prob, unc, hw, threshold: float = 0.5, max_output_pixels: int = MAX_OUTPUT_PIXELS, seconds: float | None = None) -> dict:
+def finish(prob, unc, hw, threshold: float = 0.5, max_output_pixels: int = MAX_OUTPUT_PIXELS,
+           seconds: float | None = None) -> dict:
     "The user-facing result of network-size maps `prob`, `unc` for an image of native size `hw`."
     oh = output_size(hw, max_output_pixels)
-    p = np.clip(upsample(prob.float().cpu().numpy(), oh), 0, 1); u = np.clip(upsample(unc.float().cpu().numpy(), oh), 0, None)
+    p = np.clip(upsample(prob.float().cpu().numpy(), oh), 0, 1)
+    u = np.clip(upsample(unc.float().cpu().numpy(), oh), 0, None)
     return dict(prob=p, mask=p > threshold, uncertainty=u, score=image_score(p), threshold=threshold, size=tuple(hw),
                 output_size=oh, resized_output=oh != tuple(hw), seconds=seconds)
 
@@ -83,24 +94,31 @@ def output_names(paths) -> dict:
         stem = p.stem if p.stem not in seen else f'{p.stem}_{p.suffix.lstrip(".")}'
         k, base = 2, stem
         while stem in seen: stem, k = f'{base}_{k}', k + 1
-        seen[stem] = p; out[p] = stem
+        seen[stem] = p
+        out[p] = stem
     return out
 
 # %% ../nbs/11_predict.ipynb #551e72a3
 def _png(a: np.ndarray, path: Path) -> None:
-    buf = io.BytesIO(); Image.fromarray(a).save(buf, format='PNG'); write_atomic(path, buf.getvalue())
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format='PNG')
+    write_atomic(path, buf.getvalue())
 
-def _u8(a, scale: float = 255) -> np.ndarray: return np.clip(np.asarray(a, np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
+def _u8(a, scale: float = 255) -> np.ndarray:
+    return np.clip(np.asarray(a, np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
 
-def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, batch_size: int = 4, overwrite: bool = False,
-                  max_output_pixels: int = MAX_OUTPUT_PIXELS, progress: bool = False) -> dict:
-    "Write mask, probability and uncertainty PNGs and `predictions.json` for the images in `inputs`; return the JSON's content."
+def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, batch_size: int = 4,
+                  overwrite: bool = False, max_output_pixels: int = MAX_OUTPUT_PIXELS, progress: bool = False) -> dict:
+    "Write mask, probability and uncertainty PNGs and `predictions.json` for images in `inputs`; return its content."
     paths = collect_images(inputs)
     if not paths: raise DataError(', '.join(map(str, inputs)) or '<no input>', 'no image files to predict')
-    out_dir = Path(out_dir); names = output_names(paths)
-    targets = [out_dir/f'{names[p]}_{k}.png' for p in paths for k in ('mask', 'prob', 'uncertainty')] + [out_dir/'predictions.json']
+    out_dir = Path(out_dir)
+    names = output_names(paths)
+    targets = ([out_dir/f'{names[p]}_{k}.png' for p in paths for k in ('mask', 'prob', 'uncertainty')]
+               + [out_dir/'predictions.json'])
     if not overwrite and (exist := [t for t in targets if t.exists()]):
-        raise DataError(exist[0], f'exists ({len(exist)} output file(s) would be replaced; pass overwrite=True / --overwrite)')
+        raise DataError(exist[0], f'exists ({len(exist)} output file(s) would be replaced; '
+                                  'pass overwrite=True / --overwrite)')
     out_dir.mkdir(parents=True, exist_ok=True)
     device, size = next(model.parameters()).device, model.image_size
     results, failed = [], []
@@ -108,19 +126,25 @@ def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, 
     for i in range(0, len(paths), batch_size):
         xs, ok, t0 = [], [], time.perf_counter()
         for p in paths[i:i + batch_size]:
-            try: x, hw, _ = network_input(p, size); xs.append(x); ok.append((p, hw))
-            except DataError as e: failed.append(dict(file=str(p), error=e.problem)); bar.update(1)
+            try:
+                x, hw, _ = network_input(p, size)
+                xs.append(x)
+                ok.append((p, hw))
+            except DataError as e:
+                failed.append(dict(file=str(p), error=e.problem))
+                bar.update(1)
         if not xs: continue
         out = model.predict(torch.cat(xs).to(device), sampler)
         per = (time.perf_counter() - t0) / len(xs)
         for k, (p, hw) in enumerate(ok):
             r = finish(out['prob'][k, 0], out['uncertainty'][k, 0], hw, threshold, max_output_pixels, per)
             stem = names[p]
-            _png(_u8(r['mask'], 255), out_dir/f'{stem}_mask.png'); _png(_u8(r['prob']), out_dir/f'{stem}_prob.png')
+            _png(_u8(r['mask'], 255), out_dir/f'{stem}_mask.png')
+            _png(_u8(r['prob']), out_dir/f'{stem}_prob.png')
             _png(_u8(r['uncertainty'], 510), out_dir/f'{stem}_uncertainty.png')
             results.append(dict(file=str(p), outputs=stem, score=r['score'], manipulated=r['score'] > threshold,
-                                manipulated_fraction=float(r['mask'].mean()), size=list(hw), output_size=list(r['output_size']),
-                                resized_output=r['resized_output'], seconds=per))
+                                manipulated_fraction=float(r['mask'].mean()), size=list(hw),
+                                output_size=list(r['output_size']), resized_output=r['resized_output'], seconds=per))
             bar.update(1)
     bar.close()
     summary = dict(model=type(model).__name__, image_size=size, threshold=threshold, device=str(device),

@@ -17,7 +17,8 @@ __all__ = ['PATHS_FILE', 'STANDIN_SAMPLES', 'INVERTED_SAMPLES', 'ProtocolError',
            'val_dataset', 'evaluation_sets', 'make_standins', 'write_paths_file']
 
 # %% ../nbs/12_protocol.ipynb #8e26558d
-PATHS_FILE = 'local/datasets.yaml'   # where the user's dataset paths live (relative to the repository root; not committed)
+# where the user's dataset paths live (relative to the repository root; not committed)
+PATHS_FILE = 'local/datasets.yaml'
 
 class ProtocolError(ValueError):
     "A protocol that cannot run as asked; the message names the file and every problem at once."
@@ -28,11 +29,14 @@ def _names(v) -> list[str]: return [s.strip() for s in (v.split(',') if isinstan
 def protocol_spec(params: dict, name: str) -> dict:
     "The protocol `name` of the `protocols` section of params dict `params`, its name lists split."
     protos = params.get('protocols') or {}
-    if name not in protos: raise ProtocolError(f"params.yaml: no protocol {name!r} in its protocols section (there: synthetic, {', '.join(protos)})")
+    if name not in protos:
+        raise ProtocolError(f"params.yaml: no protocol {name!r} in its protocols section "
+                            f"(there: synthetic, {', '.join(protos)})")
     p = protos[name]
-    spec = dict(name=name, train=_names(p.get('train')), test=_names(p.get('test')), generative=_names(p.get('generative')),
-                per_source=int(p.get('per_source') or 0))
-    if not spec['train'] or not spec['test']: raise ProtocolError(f'params.yaml: protocol {name!r} must name train and test datasets')
+    spec = dict(name=name, train=_names(p.get('train')), test=_names(p.get('test')),
+                generative=_names(p.get('generative')), per_source=int(p.get('per_source') or 0))
+    if not spec['train'] or not spec['test']:
+        raise ProtocolError(f'params.yaml: protocol {name!r} must name train and test datasets')
     return spec
 
 # %% ../nbs/12_protocol.ipynb #b6392fe6
@@ -49,12 +53,13 @@ def read_dataset_paths(path) -> dict[str, dict]:
         if not isinstance(v, dict) or not isinstance(v.get('path'), str) or set(v) - {'path', 'invert_masks'}:
             raise ProtocolError(f'{path}: entry {name!r} is {v!r}; write a path, or {{path: ..., invert_masks: true}}')
         p = Path(v['path']).expanduser()
-        out[str(name)] = dict(path=p if p.is_absolute() else path.parent/p, invert_masks=bool(v.get('invert_masks', False)))
+        out[str(name)] = dict(path=p if p.is_absolute() else path.parent/p,
+                              invert_masks=bool(v.get('invert_masks', False)))
     return out
 
 # %% ../nbs/12_protocol.ipynb #d3bb1372
 def resolve_protocol(spec: dict, paths: dict, paths_file=PATHS_FILE) -> dict:
-    "Pairs of every dataset of `spec`: {'sets': {name: (pairs, invert_masks)}, 'skipped': [optional sets not given]}; one error lists all that is missing."
+    "{'sets': {name: (pairs, invert_masks)}, 'skipped': [absent optional sets]} of `spec`; one error lists all missing."
     sets, problems, skipped = {}, [], []
     for name in dict.fromkeys(spec['train'] + spec['test'] + spec['generative']):
         required = name not in spec['generative'] or name in spec['train'] + spec['test']
@@ -65,8 +70,8 @@ def resolve_protocol(spec: dict, paths: dict, paths_file=PATHS_FILE) -> dict:
         try: sets[name] = (read_pairs(paths[name]['path']), paths[name]['invert_masks'])
         except DataError as e: problems.append(f'{name}: {e}')
     if problems:
-        raise ProtocolError(f"protocol {spec['name']!r} cannot start: {len(problems)} of its datasets are missing or unreadable "
-                            f"(paths in {paths_file}):\n  " + '\n  '.join(problems))
+        raise ProtocolError(f"protocol {spec['name']!r} cannot start: {len(problems)} of its datasets are missing "
+                            f"or unreadable (paths in {paths_file}):\n  " + '\n  '.join(problems))
     return dict(sets=sets, skipped=skipped)
 
 # %% ../nbs/12_protocol.ipynb #bd43447e
@@ -75,7 +80,8 @@ class BalancedSources(torch.utils.data.Dataset):
     def __init__(self, sources: torch.utils.data.ConcatDataset, per_source: int, seed: int = 0):
         if per_source < 1: raise ValueError(f'per_source={per_source}: must be at least 1')
         self.sources, self.per_source, self.seed = sources, per_source, seed
-        ends = sources.cumulative_sizes; self.ranges = [range(a, b) for a, b in zip([0] + ends[:-1], ends)]
+        ends = sources.cumulative_sizes
+        self.ranges = [range(a, b) for a, b in zip([0] + ends[:-1], ends)]
         self.set_epoch(0)
 
     def set_epoch(self, epoch: int) -> None:
@@ -92,47 +98,60 @@ class BalancedSources(torch.utils.data.Dataset):
 # %% ../nbs/12_protocol.ipynb #16443df1
 def write_protocol(spec: dict, resolved: dict, out_dir, n_val: int = 64, seed: int = 0) -> dict:
     "Write the pair lists of a resolved protocol and its `protocol.json` to `out_dir`; return the protocol record."
-    out = Path(out_dir); (out/'sets').mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    (out/'sets').mkdir(parents=True, exist_ok=True)
     sets, rng = resolved['sets'], np.random.default_rng(seed)
     train, val = {}, []
-    take = {n: k for n, k in zip(spec['train'], np.diff(np.linspace(0, n_val, len(spec['train']) + 1).round().astype(int)))}
+    take = {n: k for n, k in zip(spec['train'],
+                                 np.diff(np.linspace(0, n_val, len(spec['train']) + 1).round().astype(int)))}
     for name in spec['train']:   # validation: n_val images held out of the training sources, spread evenly
         pairs, inv = sets[name]
-        hold = set(rng.choice(len(pairs), min(take[name], len(pairs) - 1), replace=False).tolist())   # never a source's last image
+        # never a source's last image
+        hold = set(rng.choice(len(pairs), min(take[name], len(pairs) - 1), replace=False).tolist())
         write_pairs([p for i, p in enumerate(pairs) if i not in hold], out/'sets'/f'train_{name}.json')
         val += [(p, inv) for i, p in enumerate(pairs) if i in hold]
         train[name] = dict(pairs=f'sets/train_{name}.json', invert_masks=inv, n=len(pairs) - len(hold))
-    if n_val and not val: raise ProtocolError(f"protocol {spec['name']!r}: its training sets are too small to hold out validation images")
-    if len({inv for _, inv in val}) > 1: raise ProtocolError('training sources differ in mask polarity; convert their masks to white = manipulated')
+    if n_val and not val:
+        raise ProtocolError(f"protocol {spec['name']!r}: its training sets are too small to hold out validation images")
+    if len({inv for _, inv in val}) > 1:
+        raise ProtocolError('training sources differ in mask polarity; convert their masks to white = manipulated')
     write_pairs([p for p, _ in val], out/'val.json')
     tests = []
     for name in spec['test'] + [g for g in spec['generative'] if g in sets]:
         pairs, inv = sets[name]
         write_pairs(pairs, out/'sets'/f'test_{name}.json')
-        tests.append(dict(name=name, pairs=f'sets/test_{name}.json', invert_masks=inv, n=len(pairs), generative=name in spec['generative']))
-    study = next((n for n in spec['test'] if not sets[n][1]), None)   # test.json holds no polarity: a set with white = manipulated
-    if study is None: raise ProtocolError(f"protocol {spec['name']!r}: every test set has inverted masks; convert one to white = manipulated")
+        tests.append(dict(name=name, pairs=f'sets/test_{name}.json', invert_masks=inv, n=len(pairs),
+                          generative=name in spec['generative']))
+    # test.json holds no polarity: a set with white = manipulated
+    study = next((n for n in spec['test'] if not sets[n][1]), None)
+    if study is None:
+        raise ProtocolError(f"protocol {spec['name']!r}: every test set has inverted masks; "
+                            "convert one to white = manipulated")
     write_pairs(sets[study][0], out/'test.json')
-    rec = dict(protocol=spec['name'], per_source=spec['per_source'], train=train, val_invert_masks=val[0][1] if val else False,
-               tests=tests, study_set=study, skipped=resolved['skipped'])
+    rec = dict(protocol=spec['name'], per_source=spec['per_source'], train=train,
+               val_invert_masks=val[0][1] if val else False, tests=tests, study_set=study, skipped=resolved['skipped'])
     (out/'protocol.json').write_text(json.dumps(rec, indent=1))
     return rec
 
 # %% ../nbs/12_protocol.ipynb #8fdecb1c
 def read_protocol(data_dir) -> dict:
-    "`protocol.json` of a `prepare_data` output folder (the synthetic protocol for folders written before protocols existed)."
+    "`protocol.json` of a `prepare_data` output folder (the synthetic protocol for folders older than protocols)."
     f = Path(data_dir)/'protocol.json'
-    return json.loads(f.read_text()) if f.is_file() else dict(protocol='synthetic', per_source=0, train={}, tests=[], skipped=[])
+    return (json.loads(f.read_text()) if f.is_file()
+            else dict(protocol='synthetic', per_source=0, train={}, tests=[], skipped=[]))
 
 def study_split(data_dir) -> str:
     "Words for the split in `test.json` (what the robustness, sampler and error-accumulation studies read)."
     rec = read_protocol(data_dir)
-    return 'the synthetic test split' if rec['protocol'] == 'synthetic' else f"{rec['study_set']} (protocol {rec['protocol']})"
+    return ('the synthetic test split' if rec['protocol'] == 'synthetic'
+            else f"{rec['study_set']} (protocol {rec['protocol']})")
 
-def train_dataset(data_dir, size: int, edge_width: int | None = None, augment=None, seed: int = 0) -> torch.utils.data.Dataset:
-    "The training set `prepare_data` wrote to `data_dir`: synthetic pairs, or the protocol's sources (balanced per source when it asks)."
+def train_dataset(data_dir, size: int, edge_width: int | None = None, augment=None,
+                  seed: int = 0) -> torch.utils.data.Dataset:
+    "Training set `prepare_data` wrote to `data_dir`: synthetic pairs, or the protocol's sources (balanced if it asks)."
     rec = read_protocol(data_dir)
-    if rec['protocol'] == 'synthetic': return IMLDataset(read_pairs(Path(data_dir)/'train.json'), size=size, edge_width=edge_width, augment=augment)
+    if rec['protocol'] == 'synthetic':
+        return IMLDataset(read_pairs(Path(data_dir)/'train.json'), size=size, edge_width=edge_width, augment=augment)
     parts = [IMLDataset(read_pairs(Path(data_dir)/t['pairs']), size=size, edge_width=edge_width, augment=augment,
                         invert_masks=t['invert_masks']) for t in rec['train'].values()]
     cat = torch.utils.data.ConcatDataset(parts)
@@ -145,15 +164,20 @@ def val_dataset(data_dir, size: int, edge_width: int | None = None) -> IMLDatase
 
 # %% ../nbs/12_protocol.ipynb #1bdb12f2
 def evaluation_sets(root, size: int, real_sets: str = '', inverted_sets: str = 'nist16') -> dict:
-    "{'sets': {name: IMLDataset}, 'averaged': names, 'mean_name', 'extra': generative names, 'protocol': record} for `prepare_data`'s output under `root`."
-    root = Path(root); data = root/'artifacts'/'prepare_data'; rec = read_protocol(data)
+    "{'sets': {name: IMLDataset}, 'averaged': names, 'mean_name', 'extra': generative names, 'protocol'} for `root`."
+    root = Path(root)
+    data = root/'artifacts'/'prepare_data'
+    rec = read_protocol(data)
     if rec['protocol'] == 'synthetic':
         sets, inverted = {'synthetic': IMLDataset(read_pairs(data/'test.json'), size=size)}, set(_names(inverted_sets))
-        for entry in _names(real_sets):   # a name in data/samples, or a path (relative to root) to a folder or JSON list
+        # a name in data/samples, or a path (relative to root) to a folder or JSON list
+        for entry in _names(real_sets):
             path = root/'data'/'samples'/entry if (root/'data'/'samples'/entry).is_dir() else root/entry
             sets[path.stem] = IMLDataset(read_pairs(path), size=size, invert_masks=path.stem in inverted)
-        return dict(sets=sets, averaged=[s for s in sets if s != 'synthetic'], mean_name='real mean', extra=[], protocol=rec)
-    sets = {t['name']: IMLDataset(read_pairs(data/t['pairs']), size=size, invert_masks=t['invert_masks']) for t in rec['tests']}
+        return dict(sets=sets, averaged=[s for s in sets if s != 'synthetic'], mean_name='real mean', extra=[],
+                    protocol=rec)
+    sets = {t['name']: IMLDataset(read_pairs(data/t['pairs']), size=size, invert_masks=t['invert_masks'])
+            for t in rec['tests']}
     return dict(sets=sets, averaged=[t['name'] for t in rec['tests'] if not t['generative']], mean_name='average',
                 extra=[t['name'] for t in rec['tests'] if t['generative']], protocol=rec)
 
@@ -162,12 +186,13 @@ STANDIN_SAMPLES = dict(casia1='casia1', casia2='casia2', columbia='columbia', ni
 INVERTED_SAMPLES = ('nist16',)
 
 def make_standins(data_root, out_dir, names, n: int = 8, size: int = 64, seed: int = 0) -> dict:
-    "Stand-ins for dataset `names` in `out_dir` (real samples where `data_root/samples` has them, else `n` synthetic pairs); {name: paths-file entry}."
+    "{name: paths-file entry} for `names`: real samples in `data_root/samples`, else `n` synthetic pairs in `out_dir`."
     data_root, out = Path(data_root), Path(out_dir)
     entries, items = {}, None
     for k, name in enumerate(names):
         if name in STANDIN_SAMPLES and (data_root/'samples'/STANDIN_SAMPLES[name]).is_dir():
-            entries[name] = dict(path=str((data_root/'samples'/STANDIN_SAMPLES[name]).resolve()), invert_masks=name in INVERTED_SAMPLES)
+            entries[name] = dict(path=str((data_root/'samples'/STANDIN_SAMPLES[name]).resolve()),
+                                 invert_masks=name in INVERTED_SAMPLES)
             continue
         items = items or bsds_items(data_root/'bsds500', 'test')
         js, _ = write_synthetic(items, out, n, seed + 1000 * (k + 1), name, size=size, authentic_ratio=0.2, p_trace=1.0)
@@ -177,7 +202,9 @@ def make_standins(data_root, out_dir, names, n: int = 8, size: int = 64, seed: i
 def write_paths_file(entries: dict, path, overwrite: bool = False) -> Path:
     "Write a datasets paths file (YAML) from {name: {path, invert_masks}}; an existing file is kept unless `overwrite`."
     path = Path(path)
-    if path.exists() and not overwrite: raise ProtocolError(f'{path}: exists; it may hold your dataset paths (pass overwrite to replace it)')
+    if path.exists() and not overwrite:
+        raise ProtocolError(f'{path}: exists; it may hold your dataset paths (pass overwrite to replace it)')
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({k: (v['path'] if not v['invert_masks'] else v) for k, v in entries.items()}, sort_keys=False))
+    path.write_text(yaml.safe_dump({k: (v['path'] if not v['invert_masks'] else v) for k, v in entries.items()},
+                                   sort_keys=False))
     return path

@@ -48,7 +48,7 @@ class Sampler:
         return sched
 
     def sample_latents(self, model, cond, generator=None, teacher=None, record: list | None = None):
-        "Clean latents drawn for condition maps `cond`; `record` gets each step's x0 (and teacher-forced x0 of `teacher`)."
+        "Clean latents for condition maps `cond`; `record` gets each step's x0 (and teacher-forced x0 of `teacher`)."
         sched = self.scheduler(model)
         shape = (cond.shape[0], model.score.config.latent_channels, *cond.shape[-2:])
         x = torch.randn(shape, generator=generator).to(cond) * sched.init_noise_sigma

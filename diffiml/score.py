@@ -23,7 +23,8 @@ class ConditionedConvIn(nn.Module):
         self.fuse = nn.Conv2d(c + cond_channels, c, 3, padding=1)
         self.cond = None
     def forward(self, x):
-        if self.cond is None: raise RuntimeError('ConditionedConvIn called without a condition map (call ScoreNet, not its unet)')
+        if self.cond is None:
+            raise RuntimeError('ConditionedConvIn called without a condition map (call ScoreNet, not its unet)')
         return self.fuse(torch.cat([self.conv(x), self.cond.to(x.dtype)], 1))
 
 # %% ../nbs/03_score.ipynb #6153362c
@@ -44,7 +45,8 @@ class ScoreNet(ModelMixin, ConfigMixin):
         self.unet = UNet2DModel(sample_size=sample_size, in_channels=latent_channels, out_channels=latent_channels,
                                 down_block_types=('DownBlock2D',) * n, up_block_types=('UpBlock2D',) * n,
                                 block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
-                                add_attention=mid_attention, attention_head_dim=attention_head_dim, norm_num_groups=norm_num_groups)
+                                add_attention=mid_attention, attention_head_dim=attention_head_dim,
+                                norm_num_groups=norm_num_groups)
         self.unet.conv_in = ConditionedConvIn(self.unet.conv_in, cond_channels)
     def forward(self, x_t, t, cond):
         "Predicted clean latent from noisy latent `x_t` at timesteps `t` given condition map `cond`."
@@ -61,14 +63,15 @@ def error_prior(y0, scale: float = 0.1, generator=None):
     return y0 + scale * torch.randn(y0.shape, generator=generator, device=y0.device, dtype=y0.dtype)
 
 def joint_loss(pred, target, mask_weight: float = 0.2, edge_weight: float = 0.8, mask_channels: int | None = None):
-    "Weighted MSE of the mask channels (the first half, or the first `mask_channels`) and the edge channels of x0 predictions; plain MSE without edge channels."
+    "Weighted MSE of x0 predictions' mask (first half or `mask_channels`) and edge channels; plain MSE without edges."
     k = pred.shape[1] // 2 if mask_channels is None else mask_channels
     if k == pred.shape[1]: return F.mse_loss(pred, target)   # mask latent only (the no-edge ablation)
     return mask_weight * F.mse_loss(pred[:, :k], target[:, :k]) + edge_weight * F.mse_loss(pred[:, k:], target[:, k:])
 
 # %% ../nbs/03_score.ipynb #6b80784e
 def diffusion_loss(score: ScoreNet, scheduler, y0, cond, error_prior_scale: float = 0.1,
-                   mask_weight: float = 0.2, edge_weight: float = 0.8, generator=None, mask_channels: int | None = None):
+                   mask_weight: float = 0.2, edge_weight: float = 0.8, generator=None,
+                   mask_channels: int | None = None):
     "One training loss: random timesteps, error prior, forward noising, x0 prediction, weighted MSE to `y0`."
     T = scheduler.config.num_train_timesteps
     t = torch.randint(0, T, (y0.shape[0],), generator=generator).to(y0.device)

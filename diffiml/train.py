@@ -23,28 +23,34 @@ __all__ = ['LossModule', 'latest_checkpoint', 'run_fingerprint', 'fit', 'train_s
 class LossModule(nn.Module):
     "`model` with its loss as `forward(batch)`, so that DDP synchronizes its gradients."
     def __init__(self, model: nn.Module, loss_fn):
-        super().__init__(); self.model, self.loss_fn = model, loss_fn
+        super().__init__()
+        self.model, self.loss_fn = model, loss_fn
     def forward(self, batch): return self.loss_fn(self.model, batch)
 
 # %% ../nbs/07_train.ipynb #bd34503d
 def latest_checkpoint(ckpt_dir, fingerprint: str | None = None) -> tuple[Path, int] | None:
-    "(folder, step) of the last complete training checkpoint in `ckpt_dir`, or None; it must come from the run `fingerprint` names."
+    "(folder, step) of the last full checkpoint in `ckpt_dir`, or None; it must come from the run `fingerprint` names."
     f = Path(ckpt_dir)/'latest.json'
     if not f.is_file(): return None
-    try: info = json.loads(f.read_text()); d, step = Path(ckpt_dir)/info['dir'], int(info['step'])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e: raise ValueError(f'{f}: not a diffiml training checkpoint ({e})') from None
+    try:
+        info = json.loads(f.read_text())
+        d, step = Path(ckpt_dir)/info['dir'], int(info['step'])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f'{f}: not a diffiml training checkpoint ({e})') from None
     if not d.is_dir(): raise ValueError(f'{f}: names {d.name}, which is missing: the checkpoint folder is damaged')
     if fingerprint is not None and info.get('fingerprint') != fingerprint:
-        raise ValueError(f'{f}: written by another run (settings or data fingerprint {info.get("fingerprint")}, this run {fingerprint}); '
-                         'remove the folder to start afresh')
+        raise ValueError(f'{f}: written by another run (settings or data fingerprint {info.get("fingerprint")}, '
+                         f'this run {fingerprint}); remove the folder to start afresh')
     return d, step
 
 def run_fingerprint(settings: dict, *inputs) -> str:
-    "Short hash of a run's `settings` and the bytes of its input files and folders: a checkpoint resumes only the run that wrote it."
+    "Hash of a run's `settings` and the bytes of its input files and folders: a checkpoint resumes only its own run."
     h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
     for p in map(Path, inputs):
         for f in sorted(p.rglob('*')) if p.is_dir() else [p]:
-            if f.is_file(): h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode()); h.update(f.read_bytes())
+            if f.is_file():
+                h.update(str(f.relative_to(p) if p.is_dir() else f.name).encode())
+                h.update(f.read_bytes())
     return h.hexdigest()[:16]
 
 # %% ../nbs/07_train.ipynb #1de98011
@@ -53,7 +59,8 @@ def _batches(loader, acc, epoch_len, start_step, dataset=None):
     epoch, skip = divmod(start_step, epoch_len)
     while True:
         if hasattr(loader, 'set_epoch'): loader.set_epoch(epoch)
-        if hasattr(dataset, 'set_epoch'): dataset.set_epoch(epoch)   # datasets that redraw each epoch (diffiml.protocol.BalancedSources)
+        # datasets that redraw each epoch (diffiml.protocol.BalancedSources)
+        if hasattr(dataset, 'set_epoch'): dataset.set_epoch(epoch)
         yield from (acc.skip_first_batches(loader, skip) if skip else loader)
         epoch, skip = epoch + 1, 0
 
@@ -62,11 +69,12 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
         warmup_steps: int = 0, grad_clip: float = 1.0, seed: int = 42, num_workers: int = 0, log_dir=None,
         mixed_precision: str = 'no', checkpoint_dir=None, checkpoint_every: int = 0, fingerprint: str | None = None,
         desc: str = 'train') -> list[float]:
-    "Train `model` for `steps` optimizer steps on `dataset` with `loss_fn(model, batch)`; resume from `checkpoint_dir`; return the losses."
+    "Train `model` `steps` steps on `dataset` by `loss_fn(model, batch)`; resume from `checkpoint_dir`; return losses."
     if len(dataset) == 0: raise ValueError('fit: the training set is empty')
     set_seed(seed)
     # seedable sampler: the shuffle of epoch e depends on (seed, e) alone, so a resumed run replays the same batches
-    acc = Accelerator(mixed_precision=mixed_precision, dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
+    acc = Accelerator(mixed_precision=mixed_precision,
+                      dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True))
     bs = min(batch_size, len(dataset))
     loader = torch.utils.data.DataLoader(dataset, batch_size=bs, shuffle=True, drop_last=True, num_workers=num_workers,
                                          generator=torch.Generator().manual_seed(seed))
@@ -86,17 +94,26 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
         live = Live(str(log_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=start > 0)
     losses, batches = [], _batches(loader, acc, len(loader), start, dataset)
     step_module.train()
-    for step in (bar := tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=2, disable=not acc.is_local_main_process)):
+    for step in (bar := tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=2,
+                             disable=not acc.is_local_main_process)):
         loss = step_module(next(batches))
         if not math.isfinite(loss.item()): raise FloatingPointError(f'{desc}: loss is {loss.item()} at step {step}')
         acc.backward(loss)
         if grad_clip: acc.clip_grad_norm_(params, grad_clip)
-        opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        losses.append(acc.reduce(loss.detach(), 'mean').item()); bar.set_postfix(loss=f'{losses[-1]:.4f}', refresh=False)
-        if live: live.log_metric('loss', losses[-1]); live.log_metric('lr', sched.get_last_lr()[0]); live.next_step()
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(acc.reduce(loss.detach(), 'mean').item())
+        bar.set_postfix(loss=f'{losses[-1]:.4f}', refresh=False)
+        if live:
+            live.log_metric('loss', losses[-1])
+            live.log_metric('lr', sched.get_last_lr()[0])
+            live.next_step()
         if checkpoint_dir and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
             _save_state(acc, Path(checkpoint_dir), step + 1, fingerprint)
-    if live: live.summary['final_loss'] = sum(losses[-10:]) / max(len(losses[-10:]), 1); live.end()
+    if live:
+        live.summary['final_loss'] = sum(losses[-10:]) / max(len(losses[-10:]), 1)
+        live.end()
     acc.wait_for_everyone()
     model.eval()
     return losses

@@ -15,7 +15,9 @@ __all__ = ['LightVAE', 'to_signed', 'vae_loss', 'teacher_from_autoencoder_kl']
 
 # %% ../nbs/01_vae.ipynb #01348eb6
 def _down(cin, cout): return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
-def _up(cin, cout): return nn.Sequential(nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _up(cin, cout):
+    return nn.Sequential(nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1), nn.BatchNorm2d(cout),
+                         nn.ReLU(inplace=True))
 
 class LightVAE(ModelMixin, ConfigMixin):
     "Deterministic mask autoencoder: (B, 1, H, W) in [-1, 1] <-> (B, latent_channels, H/8, W/8)."
@@ -27,18 +29,26 @@ class LightVAE(ModelMixin, ConfigMixin):
                  scaling_factor: float = 0.18215): # latents are multiplied by this
         super().__init__()
         w = list(block_out_channels)
-        self.encoder = nn.Sequential(*[_down(a, b) for a, b in zip([in_channels] + w[:-1], w)], nn.Conv2d(w[-1], latent_channels, 1))
+        self.encoder = nn.Sequential(*[_down(a, b) for a, b in zip([in_channels] + w[:-1], w)],
+                                     nn.Conv2d(w[-1], latent_channels, 1))
         r = w[::-1]
-        self.decoder = nn.Sequential(nn.Conv2d(latent_channels, r[0], 1), *[_up(a, b) for a, b in zip(r, r[1:] + r[-1:])],
+        self.decoder = nn.Sequential(nn.Conv2d(latent_channels, r[0], 1),
+                                     *[_up(a, b) for a, b in zip(r, r[1:] + r[-1:])],
                                      nn.Conv2d(r[-1], in_channels, 3, padding=1))
     @property
     def downsample(self) -> int: return 2 ** len(self.config.block_out_channels)
-    def encode(self, x): "Scaled latent of `x` in [-1, 1]."; return self.encoder(x) * self.config.scaling_factor
-    def decode(self, z): "Logits from a scaled latent `z`."; return self.decoder(z / self.config.scaling_factor)
+    def encode(self, x):
+        "Scaled latent of `x` in [-1, 1]."
+        return self.encoder(x) * self.config.scaling_factor
+    def decode(self, z):
+        "Logits from a scaled latent `z`."
+        return self.decoder(z / self.config.scaling_factor)
     def forward(self, x): return self.decode(self.encode(x))
 
 # %% ../nbs/01_vae.ipynb #32e0f627
-def to_signed(m): "Map {0,1} masks to [-1, 1]."; return m * 2 - 1
+def to_signed(m):
+    "Map {0,1} masks to [-1, 1]."
+    return m * 2 - 1
 
 def vae_loss(vae: LightVAE, targets: torch.Tensor, teacher=None, distill_weight: float = 0.01) -> torch.Tensor:
     "L1 reconstruction loss of {0,1} `targets` (B, 1, H, W), plus optional distillation toward `teacher`'s latents."
