@@ -6,7 +6,9 @@
 from __future__ import annotations
 import platform, tempfile, time
 import torch
-from .data import IMLDataset, bsds_items, edge_width_for, read_pairs, write_synthetic
+from .data import edge_width_for, read_pairs
+from .synthesis import bsds_items, write_synthetic
+from .augment import IMLDataset
 from .sampler import Sampler
 from .train import fit
 from .config import read_params, stage_settings, build_model

@@ -4,15 +4,14 @@
 
 # %% ../nbs/10_evaluate.ipynb #3e6f6b1d
 from __future__ import annotations
-import cv2
-import numpy as np
-from .data import IMLDataset, read_pairs, add_noise, jpeg_recompress, resize_to
+from .data import read_pairs
+from .augment import IMLDataset
 from .sampler import Sampler
 from .inference import load_for_inference
 from .metrics import evaluate_dataset, RESOLUTIONS
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'evaluate_checkpoint', 'perturb']
+__all__ = ['evaluate_checkpoint']
 
 # %% ../nbs/10_evaluate.ipynb #4dd8d4de
 def evaluate_checkpoint(checkpoint, data, sampler: Sampler | None = None, size: int | None = None,
@@ -30,19 +29,3 @@ def evaluate_checkpoint(checkpoint, data, sampler: Sampler | None = None, size: 
                 resolution=resolution, threshold=threshold, invert_masks=invert_masks,
                 sampler=sampler.settings() if sampler else None, trained_with=model.trained_with,
                 skipped=[dict(path=str(p), problem=w) for p, w in ds.skipped])
-
-# %% ../nbs/10_evaluate.ipynb #d37aa1da
-PERTURBATIONS = ('jpeg', 'blur', 'noise', 'resize')
-
-def perturb(img: np.ndarray, kind: str, strength: float, seed: int = 0) -> np.ndarray:
-    "uint8 RGB `img` degraded by `kind`; `strength`: jpeg quality, blur odd kernel, noise sigma on 0-255, resize scale."
-    if kind == 'jpeg': return jpeg_recompress(img, int(strength))
-    if kind == 'blur':
-        k = int(strength)
-        if k < 1 or k % 2 == 0: raise ValueError(f'blur kernel {strength}: must be a positive odd size')
-        return cv2.GaussianBlur(img, (k, k), 0)
-    if kind == 'noise': return add_noise(img, float(strength), np.random.default_rng(seed))
-    if kind == 'resize':
-        h, w = img.shape[:2]
-        return resize_to(resize_to(img, (max(1, round(h * strength)), max(1, round(w * strength)))), (h, w))
-    raise ValueError(f'perturbation {kind!r}; choose one of {PERTURBATIONS}')

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from .data import DataError, IMLDataset, Pair, read_pairs, write_pairs, write_synthetic, bsds_items
+from .data import DataError, Pair, read_pairs, write_pairs
+from .synthesis import write_synthetic, bsds_items
+from .augment import IMLDataset
 
 # %% auto #0
 __all__ = ['PATHS_FILE', 'STANDIN_SAMPLES', 'INVERTED_SAMPLES', 'ProtocolError', 'protocol_spec', 'read_dataset_paths',

@@ -4,8 +4,9 @@ import json, tracemalloc
 import numpy as np
 import pytest
 from PIL import Image
-from diffiml.data import (DataError, IMLDataset, Pair, bsds_items, image_size, load_image, load_mask, pair_folder,
-                          read_pairs, write_pairs, write_synthetic)
+from diffiml.data import DataError, Pair, image_size, load_image, load_mask, pair_folder, read_pairs, write_pairs
+from diffiml.synthesis import bsds_items, write_synthetic
+from diffiml.augment import IMLDataset
 
 SETS = ['casia1', 'casia2', 'columbia', 'imd2020', 'misc', 'nist16']
 

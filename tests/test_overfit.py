@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 from diffiml.baseline import Baseline
-from diffiml.data import IMLDataset, pair_folder
+from diffiml.data import pair_folder
+from diffiml.augment import IMLDataset
 from diffiml.metrics import pixel_f1
 from diffiml.model import DiffIML
 from diffiml.sampler import Sampler
