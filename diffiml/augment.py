@@ -31,23 +31,31 @@ class Augment:
 
     def __call__(self, img: np.ndarray, mask: np.ndarray, rng: np.random.Generator):
         "Augmented copies of `img` (H, W, 3) uint8 and `mask` (H, W) bool."
-        if rng.random() < self.p_flip: img, mask = img[:, ::-1], mask[:, ::-1]
-        if self.rot90: k = int(rng.integers(4)); img, mask = np.rot90(img, k), np.rot90(mask, k)
+        if rng.random() < self.p_flip:
+            img, mask = img[:, ::-1], mask[:, ::-1]
+        if self.rot90:
+            k = int(rng.integers(4))
+            img, mask = np.rot90(img, k), np.rot90(mask, k)
         img, mask = np.ascontiguousarray(img), np.ascontiguousarray(mask)
-        if self.scale: img, mask = _rescale(img, mask, rng.uniform(1 - self.scale, 1 + self.scale), rng)
+        if self.scale:
+            img, mask = _rescale(img, mask, rng.uniform(1 - self.scale, 1 + self.scale), rng)
         if self.brightness or self.contrast:
-            f = img.astype(np.float32); mu = f.mean()
-            f = (f - mu) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mu + rng.uniform(-self.brightness, self.brightness) * 255
+            f = img.astype(np.float32)
+            mu = f.mean()
+            f = ((f - mu) * rng.uniform(1 - self.contrast, 1 + self.contrast) + mu
+                 + rng.uniform(-self.brightness, self.brightness) * 255)
             img = np.clip(f + 0.5, 0, 255).astype(np.uint8)
         if rng.random() < self.p_blur:
-            k = int(rng.choice(np.arange(self.blur_kernel[0], self.blur_kernel[1] + 1, 2))); img = cv2.GaussianBlur(img, (k, k), 0)
+            k = int(rng.choice(np.arange(self.blur_kernel[0], self.blur_kernel[1] + 1, 2)))
+            img = cv2.GaussianBlur(img, (k, k), 0)
         if rng.random() < self.p_jpeg:
             img = jpeg_recompress(img, rng.integers(self.jpeg_quality[0], self.jpeg_quality[1], endpoint=True))
         return img, mask
 
 def _rescale(img, mask, s, rng):
     "Scale by `s` about a random point, keeping the size: random crop when enlarged, zero padding when shrunk."
-    H, W = mask.shape; h, w = max(1, round(H * s)), max(1, round(W * s))
+    H, W = mask.shape
+    h, w = max(1, round(H * s)), max(1, round(W * s))
     img, mask = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR), resize_to(mask, (h, w))
     oi, om = np.zeros((max(H, h), max(W, w), 3), np.uint8), np.zeros((max(H, h), max(W, w)), bool)
     y, x = int(rng.integers(0, max(H - h, 0) + 1)), int(rng.integers(0, max(W - w, 0) + 1))
@@ -132,6 +140,11 @@ class IMLDataset(torch.utils.data.Dataset):
         return dict(image=t(img).permute(2, 0, 1) / 255, mask=t(m)[None], edge=t(e)[None])
 
 # %% ../nbs/00b_augment.ipynb #c0c1d2e4
+def _covering(p: int, c: int, grid: int, hi: int, rng) -> int:
+    "A random offset on the `grid` (at most `hi` steps) of a crop of side `c` covering position `p`, or the nearest."
+    lo = min(-(-max(0, p - c + 1) // grid), hi)
+    return int(rng.integers(lo, max(lo, min(hi, p // grid)) + 1)) * grid
+
 def random_crop(img, mask, c: int, rng, grid: int = 1, focus: float = 0.0):
     "A random `c` x `c` crop of `img` and `mask`, offsets on a `grid`, over a manipulated pixel with prob. `focus`."
     H, W = mask.shape
@@ -143,9 +156,7 @@ def random_crop(img, mask, c: int, rng, grid: int = 1, focus: float = 0.0):
     if mask.any() and rng.random() < focus:
         ys, xs = np.nonzero(mask)
         j = int(rng.integers(len(ys)))
-        lo_y, lo_x = max(0, ys[j] - c + 1), max(0, xs[j] - c + 1)   # crops that contain pixel j
-        y = int(rng.integers(-(-lo_y // grid), min(hi_y, ys[j] // grid) + 1)) * grid
-        x = int(rng.integers(-(-lo_x // grid), min(hi_x, xs[j] // grid) + 1)) * grid
+        y, x = _covering(ys[j], c, grid, hi_y, rng), _covering(xs[j], c, grid, hi_x, rng)
     else:
         y, x = int(rng.integers(hi_y + 1)) * grid, int(rng.integers(hi_x + 1)) * grid
     return img[y:y + c, x:x + c], mask[y:y + c, x:x + c]
@@ -174,8 +185,13 @@ def loader_throughput(dataset, batch_size: int = 16, num_workers: int = 0, batch
     "Images per second delivered by a shuffled DataLoader over `dataset` (after one warm-up batch)."
     dl = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=num_workers,
                                      persistent_workers=False, drop_last=True)
-    it = iter(dl); next(it); n, t0 = 0, time.perf_counter()
+    it = iter(dl)
+    next(it)
+    n, t0 = 0, time.perf_counter()
     for _ in range(batches):
-        try: n += len(next(it)['image'])
-        except StopIteration: it = iter(dl); n += len(next(it)['image'])
+        try:
+            n += len(next(it)['image'])
+        except StopIteration:
+            it = iter(dl)
+            n += len(next(it)['image'])
     return n / (time.perf_counter() - t0)

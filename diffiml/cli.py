@@ -31,7 +31,8 @@ def _benchmark(a) -> int:
     sp = r['sampling']
     print(f"sampling: {sp['seconds_per_image']:.4f} s/image ({sp['sampler_steps']} steps x {sp['ensemble']} ensemble, "
           f"tta {sp['tta']}, batch {sp['batch_size']})")
-    if a.out: write_atomic(a.out, json.dumps(r, indent=1))
+    if a.out:
+        write_atomic(a.out, json.dumps(r, indent=1))
     return 0
 
 def _stage(a) -> int:
@@ -66,18 +67,25 @@ def _sampler_options(p) -> None:
                    help="diffusers scheduler class, e.g. DPMSolverMultistepScheduler (default: the model's own)")
     p.add_argument('--seed', type=int, default=d.seed, help=f'seed of the sampler noise (default: {d.seed})')
 
+def _mode_option(p) -> None:
+    "The --mode option: the resolution policy to predict with."
+    p.add_argument('--mode', choices=('native', 'resize'), default=None,
+                   help="native: each image whole at its own size (tiled when large); resize: at the training size; "
+                        "default: the mode the checkpoint was trained for")
+
 def _predict(a) -> int:
     "`diffiml predict`: maps for each input image; exit status 1 when any input could not be read."
     from diffiml.inference import load_for_inference
     from diffiml.predict import predict_files
-    model, _, sampler = load_for_inference(a.checkpoint, a.device, None, _sampler(a))
-    r = predict_files(model, a.inputs, a.out, sampler, a.threshold, a.batch_size, a.overwrite, a.max_output_pixels,
-                      progress=True)
+    model, res, sampler = load_for_inference(a.checkpoint, a.device, a.mode, None, _sampler(a))
+    r = predict_files(model, a.inputs, a.out, sampler, a.threshold, a.overwrite, a.max_output_pixels,
+                      progress=True, mode=res['mode'])
     for p in r['predictions']:
         print(f"{p['file']}: score {p['score']:.3f}, "
               f"{100 * p['manipulated_fraction']:.1f}% of pixels above {a.threshold}"
               + (f" (maps at {p['output_size'][1]}x{p['output_size'][0]})" if p['resized_output'] else ''))
-    for f in r['failed']: print(f"diffiml: skipped {f['file']}: {f['error']}", file=sys.stderr)
+    for f in r['failed']:
+        print(f"diffiml: skipped {f['file']}: {f['error']}", file=sys.stderr)
     print(f"{len(r['predictions'])} image(s) -> {a.out}" + (f"; {len(r['failed'])} failed" if r['failed'] else ''))
     return 1 if r['failed'] else 0
 
@@ -85,17 +93,21 @@ def _evaluate(a) -> int:
     "`diffiml evaluate`: write `evaluate_checkpoint`'s metrics to `--out`."
     from diffiml.evaluate import evaluate_checkpoint
     out = Path(a.out)
-    if out.exists() and not a.overwrite: raise ConfigError(f'{out}: exists; pass --overwrite to replace it')
-    if not out.parent.is_dir(): raise ConfigError(f'{out.parent}: no such folder for --out')
-    r = evaluate_checkpoint(a.checkpoint, a.data, _sampler(a), a.size, a.threshold, a.invert_masks, a.batch_size,
-                            a.resolution, a.device, a.skip_unreadable, progress=True)
+    if out.exists() and not a.overwrite:
+        raise ConfigError(f'{out}: exists; pass --overwrite to replace it')
+    if not out.parent.is_dir():
+        raise ConfigError(f'{out.parent}: no such folder for --out')
+    r = evaluate_checkpoint(a.checkpoint, a.data, _sampler(a), a.mode, a.size, a.threshold, a.invert_masks,
+                            a.batch_size, a.resolution, a.device, a.skip_unreadable, progress=True)
     write_atomic(out, json.dumps(r, indent=1))
     f = lambda v: 'n/a' if v is None else f'{v:.3f}'
     print(f"{r['model']} on {a.data} ({r['n_manipulated']} manipulated, {r['n_authentic']} authentic, "
-          f"{r['resolution']} resolution): pixel F1 {f(r['pixel_f1'])}, permuted F1 {f(r['permuted_f1'])}, "
+          f"predicted {r['mode']}, scored at {r['resolution']} resolution): pixel F1 {f(r['pixel_f1'])}, "
+          f"permuted F1 {f(r['permuted_f1'])}, "
           f"IoU {f(r['pixel_iou'])}, pixel AUC {f(r['pixel_auc'])}, "
           f"image AUC {f(r['image_auc'])}; {r['seconds_per_image']:.3f} s/image -> {out}")
-    for s in r['skipped']: print(f"skipped {s['path']}: {s['problem']}", file=sys.stderr)
+    for s in r['skipped']:
+        print(f"skipped {s['path']}: {s['problem']}", file=sys.stderr)
     return 0
 
 def _standins(a) -> int:
@@ -108,7 +120,8 @@ def _standins(a) -> int:
         raise ConfigError(f'{a.paths}: exists; it may hold your dataset paths (pass --overwrite to replace it)')
     entries = make_standins(a.data, a.out, names, n=a.images, size=a.size)
     write_paths_file(entries, a.paths, overwrite=a.overwrite)
-    for k, v in entries.items(): print(f"{k}: {v['path']}" + (' (inverted masks)' if v['invert_masks'] else ''))
+    for k, v in entries.items():
+        print(f"{k}: {v['path']}" + (' (inverted masks)' if v['invert_masks'] else ''))
     print(f'{len(entries)} stand-in dataset(s); paths -> {a.paths}')
     return 0
 
@@ -153,9 +166,11 @@ def main(argv=None) -> int:
     ep.add_argument('--invert-masks', action='store_true', help='masks mark manipulated pixels in black (e.g. NIST16)')
     ep.add_argument('--resolution', choices=('native', 'network'), default='native',
                     help="score at each image's own size (maps resized back; default) or at the network's")
+    _mode_option(ep)
     ep.add_argument('--size', type=int, default=None,
-                    help="side to predict at (default: the checkpoint's training size)")
-    ep.add_argument('--batch-size', type=int, default=8, help='images per forward pass (default: 8)')
+                    help="side to resize to in resize mode (default: the checkpoint's training size)")
+    ep.add_argument('--batch-size', type=int, default=8,
+                    help='images per forward pass in resize mode (default: 8; native: one image at a time)')
     ep.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
     ep.add_argument('--skip-unreadable', action='store_true',
                     help='skip (and list) unreadable pairs instead of stopping')
@@ -175,8 +190,8 @@ def main(argv=None) -> int:
     rp.add_argument('--threshold', type=float, default=0.5,
                     help='probability above which a pixel counts as manipulated (default: 0.5)')
     _sampler_options(rp)
+    _mode_option(rp)
     rp.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
-    rp.add_argument('--batch-size', type=int, default=4, help='images per forward pass (default: 4)')
     rp.add_argument('--max-output-pixels', type=int, default=50_000_000,
                     help='larger images get maps at a reduced size (default: 50000000)')
     rp.add_argument('--overwrite', action='store_true', help='replace existing output files')

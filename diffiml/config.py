@@ -8,15 +8,15 @@ import json, re
 from pathlib import Path
 import torch
 import yaml
-from .data import write_atomic
+from .data import edge_width_for, write_atomic
 from .vae import LightVAE, vae_loss
 from .model import DiffIML
 from .baseline import Baseline
 
 # %% auto #0
-__all__ = ['PARAMS_FILE', 'DEFAULT_PROFILE', 'STAGES', 'SHARED', 'READS', 'FIT_KEYS', 'PUBLISHER', 'ConfigError', 'check_params',
-           'read_params', 'section', 'stage_settings', 'dvc_params', 'set_profile', 'build_model', 'fit_options',
-           'training_record', 'report_dir', 'strip_timing', 'run_stage']
+__all__ = ['PARAMS_FILE', 'DEFAULT_PROFILE', 'STAGES', 'SHARED', 'READS', 'MODES', 'FIT_KEYS', 'PUBLISHER', 'ConfigError',
+           'check_params', 'read_params', 'section', 'stage_settings', 'data_view', 'dvc_params', 'set_profile',
+           'build_model', 'fit_options', 'training_record', 'report_dir', 'strip_timing', 'run_stage']
 
 # %% ../nbs/13_config.ipynb #60b28713
 class ConfigError(ValueError):
@@ -70,13 +70,14 @@ def section(p: dict, name: str, profile: str | None = None) -> dict:
 STAGES = ('prepare_data', 'train_vae', 'train_diffiml', 'train_baseline', 'evaluate', 'robustness', 'sampler',
           'ablations', 'error_accumulation', 'efficiency', 'report')
 
-_SIZE = dict(size='prepare_data.size')
-_EDGE = dict(size='prepare_data.size', edge_width='prepare_data.edge_width')
+_VIEW = dict(mode='resolution.mode', size='resolution.size')
+_EDGE = dict(_VIEW, edge_width='resolution.edge_width')
+_TRAIN = dict(_EDGE, crop_grid='resolution.crop_grid', crop_focus='resolution.crop_focus')
 SHARED = dict(
-    prepare_data=dict(protocol='protocol'),
-    train_vae=_EDGE, train_diffiml=_EDGE, train_baseline=_SIZE,
-    evaluate=_SIZE, robustness=_SIZE, sampler=_SIZE, error_accumulation=_SIZE, efficiency=_SIZE,
-    ablations=dict(_EDGE, real_sets='evaluate.real_sets', inverted_sets='evaluate.inverted_sets'),
+    prepare_data=dict(protocol='protocol', edge_width='resolution.edge_width'),
+    train_vae=_TRAIN, train_diffiml=_TRAIN, train_baseline=_TRAIN,
+    evaluate=_VIEW, robustness=_VIEW, sampler=_VIEW, error_accumulation=_EDGE, efficiency=_VIEW,
+    ablations=dict(_TRAIN, inverted_sets='evaluate.inverted_sets'),
     report=dict(profile='profile'),
 )
 READS = dict(prepare_data=('protocols',), ablations=('train_vae', 'train_diffiml', 'train_baseline'))
@@ -96,6 +97,20 @@ def stage_settings(p: dict, stage: str, profile: str | None = None) -> dict:
         raise ConfigError(f'unknown stage {stage!r}; the stages are {", ".join(STAGES)}')
     shared = {name: _value(p, key, profile) for name, key in SHARED.get(stage, {}).items()}
     return {**section(p, stage, profile), **shared}
+
+# %% ../nbs/13_config.ipynb #c9d0e1f1
+MODES = ('native', 'resize')
+
+def data_view(s: dict, train: bool = True) -> dict:
+    "`IMLDataset` arguments of the resolution policy in settings `s`: for training (crops) or prediction (whole)."
+    mode, size, ew = s['mode'], s['size'], s.get('edge_width', 7)
+    if mode not in MODES:
+        raise ConfigError(f'resolution.mode: {mode!r}; choose one of {", ".join(MODES)}')
+    if mode == 'resize':
+        return dict(size=size, edge_width=edge_width_for(size, ew))
+    if not train:
+        return dict(size=None, edge_width=ew)
+    return dict(size=None, crop=size, grid=s['crop_grid'], focus=s['crop_focus'], edge_width=ew)
 
 # %% ../nbs/13_config.ipynb #b6e57610
 def dvc_params(p: dict, stage: str) -> list[str]:
@@ -145,10 +160,11 @@ def build_model(stage: str, s: dict, vae=None, teacher=None) -> tuple:
                               unet_channels=(s['unet_channels'],), layers_per_block=s['layers_per_block'],
                               mid_attention=bool(s['mid_attention']), attention_head_dim=s['attention_head_dim'],
                               norm_num_groups=s['norm_num_groups'], sample_size=s['size'] // vae.downsample,
-                              edge=bool(s.get('edge', 1)))
+                              edge=bool(s.get('edge', 1)), noise_stem=s.get('noise_stem', 'none'))
         return model, lambda m, b: m.loss(b, s['error_prior'], s['mask_weight'], s['edge_weight'])
     if stage == 'train_baseline':
-        model = Baseline(s['backbone'], s['neck_channels'], s['dice_weight'], image_size=s['size'])
+        model = Baseline(s['backbone'], s['neck_channels'], s['dice_weight'], image_size=s['size'],
+                         noise_stem=s.get('noise_stem', 'none'))
         return model, lambda m, b: m.loss(b)
     raise ConfigError(f'build_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline')
 
@@ -175,7 +191,7 @@ def training_record(stage: str, settings: dict, root='.') -> dict:
     params = root/PARAMS_FILE
     return dict(stage=stage, settings={k: v for k, v in settings.items() if k != 'root'},
                 profile=read_params(params)['profile'] if params.is_file() else None,
-                resolution=dict(mode='resize', size=settings.get('size')),
+                resolution=dict(mode=settings.get('mode', 'resize'), size=settings.get('size')),
                 data=dict(protocol=json.loads(proto.read_text())['protocol'] if proto.is_file() else None,
                           data_dvc_md5=_data_md5(root)))
 

@@ -32,13 +32,20 @@ MAX_PIXELS = 250_000_000   # larger images are refused (decompression-bomb guard
 def _header(path, max_pixels=MAX_PIXELS) -> Image.Image:
     "Open `path` lazily (header only), refusing missing files, non-images and images over `max_pixels`."
     path = Path(path)
-    if not path.is_file(): raise DataError(path, 'no such file')
-    if path.stat().st_size == 0: raise DataError(path, 'empty file')
-    try: im = Image.open(path)
-    except Image.DecompressionBombError as e: raise DataError(path, f'image too large ({e})') from None
-    except (OSError, SyntaxError, ValueError) as e: raise DataError(path, f'not a readable image ({e})') from None
+    if not path.is_file():
+        raise DataError(path, 'no such file')
+    if path.stat().st_size == 0:
+        raise DataError(path, 'empty file')
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError as e:
+        raise DataError(path, f'image too large ({e})') from None
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(path, f'not a readable image ({e})') from None
     if im.width * im.height > max_pixels:
-        im.close(); raise DataError(path, f'{im.width}x{im.height} pixels exceeds the limit of {max_pixels} (decompression-bomb guard)')
+        im.close()
+        raise DataError(path, f'{im.width}x{im.height} pixels exceeds the limit of {max_pixels} '
+                              '(decompression-bomb guard)')
     return im
 
 def _decode(path, im: Image.Image) -> Image.Image:
@@ -73,19 +80,24 @@ def _to_uint8(im: Image.Image) -> np.ndarray:
 def load_image(path, max_side: int | None = None, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     "Read an image file as an RGB uint8 array (H, W, 3); JPEGs larger than needed decode at a reduced scale."
     im = _header(path, max_pixels)
-    if max_side and im.format == 'JPEG': im.draft('RGB', (max_side, max_side))   # decode at 1/2, 1/4 or 1/8 scale
+    if max_side and im.format == 'JPEG':
+        im.draft('RGB', (max_side, max_side))   # decode at 1/2, 1/4 or 1/8 scale
     im = _decode(path, im)
     if im.mode in ('1', 'I;16', 'I;16B', 'I;16L', 'I', 'F'): return np.repeat(_to_uint8(im)[..., None], 3, axis=2)
     if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
-        im = im.convert('RGBA'); bg = Image.new('RGBA', im.size, (0, 0, 0, 255)); im = Image.alpha_composite(bg, im)
+        im = im.convert('RGBA')
+        bg = Image.new('RGBA', im.size, (0, 0, 0, 255))
+        im = Image.alpha_composite(bg, im)
     return np.ascontiguousarray(np.asarray(im.convert('RGB')))
 
 def load_mask(path, invert: bool = False, threshold: int = 127) -> np.ndarray:
     "Read a ground-truth mask as a boolean array (H, W); True = manipulated."
     im = _decode(path, _header(path))
-    if im.mode in ('P', 'PA', 'LA', 'RGBA', 'CMYK', 'YCbCr'): im = im.convert('RGB')
+    if im.mode in ('P', 'PA', 'LA', 'RGBA', 'CMYK', 'YCbCr'):
+        im = im.convert('RGB')
     a = _to_uint8(im)
-    if a.ndim == 3: a = a[..., :3].max(axis=2)
+    if a.ndim == 3:
+        a = a[..., :3].max(axis=2)
     m = a > threshold
     return ~m if invert else m
 
@@ -103,20 +115,25 @@ def pair_folder(root, strict: bool = True) -> list[Pair]:
     root = Path(root)
     tp, gt = root/'Tp', root/'Gt'
     for d in (tp, gt):
-        if not d.is_dir(): raise DataError(d, 'no such folder (expected an IMDL-BenCo folder with Tp/ and Gt/)')
+        if not d.is_dir():
+            raise DataError(d, 'no such folder (expected an IMDL-BenCo folder with Tp/ and Gt/)')
     masks = {p.stem: p for p in sorted(gt.iterdir()) if p.suffix.lower() in IMAGE_EXTS}
     pairs, unpaired = [], []
     for p in sorted(tp.iterdir()):
-        if p.suffix.lower() not in IMAGE_EXTS: continue
+        if p.suffix.lower() not in IMAGE_EXTS:
+            continue
         m = next((masks[p.stem + s] for s in MASK_SUFFIXES if p.stem + s in masks), None)
         (pairs.append(Pair(p, m)) if m else unpaired.append(p.name))
     if unpaired:
         msg = f"{len(unpaired)} image(s) in Tp/ without a mask in Gt/: {', '.join(unpaired[:5])}"
-        if strict: raise DataError(root, msg + ' (strict=False skips them)')
+        if strict:
+            raise DataError(root, msg + ' (strict=False skips them)')
         warnings.warn(f'{root}: {msg}; skipped')
     orphans = sorted(set(masks.values()) - {p.mask for p in pairs})
-    if orphans: warnings.warn(f"{gt}: {len(orphans)} mask(s) match no image in Tp/: {', '.join(p.name for p in orphans[:5])}")
-    if not pairs: raise DataError(root, 'no image/mask pairs found')
+    if orphans:
+        warnings.warn(f"{gt}: {len(orphans)} mask(s) match no image in Tp/: {', '.join(p.name for p in orphans[:5])}")
+    if not pairs:
+        raise DataError(root, 'no image/mask pairs found')
     return pairs
 
 # %% ../nbs/00_data.ipynb #150c675b
@@ -124,10 +141,14 @@ def read_pairs(path) -> list[Pair]:
     "Read a dataset given as a `Tp/`+`Gt/` folder or a JSON list of `[image, mask]` pairs."
     path = Path(path)
     if path.is_dir(): return pair_folder(path)
-    if not path.is_file(): raise DataError(path, 'no such file or folder')
-    try: items = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise DataError(path, f'not valid JSON ({e})') from None
-    if not isinstance(items, list) or not items: raise DataError(path, 'expected a non-empty JSON list of [image, mask] pairs')
+    if not path.is_file():
+        raise DataError(path, 'no such file or folder')
+    try:
+        items = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise DataError(path, f'not valid JSON ({e})') from None
+    if not isinstance(items, list) or not items:
+        raise DataError(path, 'expected a non-empty JSON list of [image, mask] pairs')
     out = []
     for i, it in enumerate(items):
         if not (isinstance(it, (list, tuple)) and len(it) == 2 and all(isinstance(s, str) for s in it)):
@@ -138,14 +159,19 @@ def read_pairs(path) -> list[Pair]:
 
 def write_atomic(path, data: str | bytes) -> Path:
     "Write text or bytes to `path` through a temporary file beside it and a rename: no reader ever sees half a file."
-    path = Path(path); tmp = path.with_name(f'.{path.name}.tmp')
-    if isinstance(data, bytes): tmp.write_bytes(data)
-    else: tmp.write_text(data)
-    os.replace(tmp, path); return path
+    path = Path(path)
+    tmp = path.with_name(f'.{path.name}.tmp')
+    if isinstance(data, bytes):
+        tmp.write_bytes(data)
+    else:
+        tmp.write_text(data)
+    os.replace(tmp, path)
+    return path
 
 def write_pairs(pairs, path) -> Path:
-    "Write `pairs` as an IMDL-BenCo JSON list, paths relative to the JSON file's folder (absolute for files outside it)."
-    path = Path(path); base = path.parent.resolve()
+    "Write `pairs` as an IMDL-BenCo JSON list, paths relative to the JSON file's folder (absolute if outside it)."
+    path = Path(path)
+    base = path.parent.resolve()
     def rel(p):
         p = Path(p).resolve()
         return (p.relative_to(base) if p.is_relative_to(base) else p).as_posix()
@@ -154,11 +180,12 @@ def write_pairs(pairs, path) -> Path:
 
 # %% ../nbs/00_data.ipynb #5d627347
 def resize_to(a: np.ndarray, hw: tuple) -> np.ndarray:
-    "`a` at size `hw` = (H', W'): images (H, W, C) area-averaged (bilinear when enlarged), 2-D masks and label maps by nearest pixel."
+    "`a` at size `hw` (H', W'): images area-averaged (bilinear if enlarged), 2-D masks and label maps by nearest pixel."
     h, w = int(hw[0]), int(hw[1])
     if a.ndim == 2:   # nearest pixel centre, for any dtype (bool masks, integer segment labels)
         H, W = a.shape
-        return a[np.minimum(((np.arange(h) + 0.5) * H / h).astype(int), H - 1)[:, None], np.minimum(((np.arange(w) + 0.5) * W / w).astype(int), W - 1)]
+        return a[np.minimum(((np.arange(h) + 0.5) * H / h).astype(int), H - 1)[:, None],
+                 np.minimum(((np.arange(w) + 0.5) * W / w).astype(int), W - 1)]
     up = h * w > a.shape[0] * a.shape[1]
     return cv2.resize(np.ascontiguousarray(a), (w, h), interpolation=cv2.INTER_LINEAR if up else cv2.INTER_AREA)
 
@@ -188,10 +215,13 @@ MISMATCH_POLICIES = ('error', 'resize', 'crop')
 def align_mask(mask: np.ndarray, shape: tuple, policy: str = 'error', path=None) -> np.ndarray:
     "Bring boolean `mask` to image `shape` (H, W) by `policy`: 'error', 'resize' (nearest) or 'crop'."
     if mask.shape == tuple(shape[:2]): return mask
-    if policy not in MISMATCH_POLICIES: raise ValueError(f'size_mismatch={policy!r}; choose one of {MISMATCH_POLICIES}')
+    if policy not in MISMATCH_POLICIES:
+        raise ValueError(f'size_mismatch={policy!r}; choose one of {MISMATCH_POLICIES}')
     if policy == 'error':
         raise DataError(path, f'mask is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]} '
                               "(size_mismatch='resize' or 'crop' aligns them)")
     if policy == 'resize': return resize_to(mask, shape[:2])
-    out = np.zeros(shape[:2], bool); h, w = min(shape[0], mask.shape[0]), min(shape[1], mask.shape[1])
-    out[:h, :w] = mask[:h, :w]; return out
+    out = np.zeros(shape[:2], bool)
+    h, w = min(shape[0], mask.shape[0]), min(shape[1], mask.shape[1])
+    out[:h, :w] = mask[:h, :w]
+    return out

@@ -7,14 +7,14 @@ from __future__ import annotations
 import io, json, math, os, time
 from pathlib import Path
 import numpy as np
-import torch
 from PIL import Image
 from tqdm import tqdm
-from .data import DataError, IMAGE_EXTS, image_size, load_image, resize_to, write_atomic
+from .data import DataError, IMAGE_EXTS, image_size, load_image, write_atomic
 from .metrics import image_score, upsample
+from .inference import predict_maps, resolution_of
 
 # %% auto #0
-__all__ = ['MAX_OUTPUT_PIXELS', 'network_input', 'output_size', 'predict_image', 'finish', 'collect_images', 'output_names',
+__all__ = ['MAX_OUTPUT_PIXELS', 'read_image', 'output_size', 'predict_image', 'finish', 'collect_images', 'output_names',
            'predict_files']
 
 # %% ../nbs/11_predict.ipynb #1cda88dc
@@ -34,12 +34,12 @@ def _array_rgb(a, name) -> np.ndarray:
         return (a * 255 + 0.5).astype(np.uint8)
     raise DataError(name, f'array of dtype {a.dtype}: expected uint8, or floats in [0, 1]')
 
-def network_input(image, size: int) -> tuple[torch.Tensor, tuple[int, int], str]:
-    "(1, 3, size, size) tensor in [0, 1], the image's native (H, W), and its name, from a path, PIL image or array."
+def read_image(image, max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int], str]:
+    "uint8 RGB array, the native (H, W) and a name of a path, PIL image or array; big JPEGs decode near `max_side`."
     if isinstance(image, (str, os.PathLike)):
         name = str(image)
         hw = image_size(image)
-        rgb = load_image(image, max_side=2 * size)
+        rgb = load_image(image, max_side=max_side)
     elif isinstance(image, Image.Image):
         name = 'PIL image'
         rgb = _array_rgb(np.asarray(image.convert('RGB')), name)
@@ -48,8 +48,7 @@ def network_input(image, size: int) -> tuple[torch.Tensor, tuple[int, int], str]
         name = 'array'
         rgb = _array_rgb(image, name)
         hw = rgb.shape[:2]
-    x = torch.from_numpy(resize_to(rgb, (size, size))).permute(2, 0, 1).float()[None] / 255
-    return x, tuple(hw), name
+    return rgb, tuple(hw), name
 
 # %% ../nbs/11_predict.ipynb #4c2b946a
 def output_size(hw, max_pixels: int = MAX_OUTPUT_PIXELS) -> tuple[int, int]:
@@ -60,21 +59,21 @@ def output_size(hw, max_pixels: int = MAX_OUTPUT_PIXELS) -> tuple[int, int]:
     return (max(1, int(h * s)), max(1, int(w * s)))
 
 def predict_image(model, image, sampler=None, threshold: float = 0.5,
-                  max_output_pixels: int = MAX_OUTPUT_PIXELS) -> dict:
+                  max_output_pixels: int = MAX_OUTPUT_PIXELS, mode: str | None = None) -> dict:
     "Probability, binary mask and uncertainty maps of one image (path, PIL or array) at its own size, with its score."
     t0 = time.perf_counter()
-    x, hw, name = network_input(image, model.image_size)
-    device = next(model.parameters()).device
-    out = model.predict(x.to(device), sampler)
-    return finish(out['prob'][0, 0], out['uncertainty'][0, 0], hw, threshold, max_output_pixels,
-                  time.perf_counter() - t0)
+    res = resolution_of(model)
+    mode = mode or res['mode']
+    rgb, hw, name = read_image(image, 2 * res['size'] if mode == 'resize' and res['size'] else None)
+    prob, unc = predict_maps(model, rgb, sampler, mode)
+    return finish(prob, unc, hw, threshold, max_output_pixels, time.perf_counter() - t0)
 
 def finish(prob, unc, hw, threshold: float = 0.5, max_output_pixels: int = MAX_OUTPUT_PIXELS,
            seconds: float | None = None) -> dict:
-    "The user-facing result of network-size maps `prob`, `unc` for an image of native size `hw`."
+    "The user-facing result of maps `prob`, `unc` (any size) for an image of native size `hw`."
     oh = output_size(hw, max_output_pixels)
-    p = np.clip(upsample(prob.float().cpu().numpy(), oh), 0, 1)
-    u = np.clip(upsample(unc.float().cpu().numpy(), oh), 0, None)
+    p = np.clip(upsample(np.asarray(prob, np.float32), oh), 0, 1)
+    u = np.clip(upsample(np.asarray(unc, np.float32), oh), 0, None)
     return dict(prob=p, mask=p > threshold, uncertainty=u, score=image_score(p), threshold=threshold, size=tuple(hw),
                 output_size=oh, resized_output=oh != tuple(hw), seconds=seconds)
 
@@ -107,11 +106,12 @@ def _png(a: np.ndarray, path: Path) -> None:
 def _u8(a, scale: float = 255) -> np.ndarray:
     return np.clip(np.asarray(a, np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
 
-def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, batch_size: int = 4,
-                  overwrite: bool = False, max_output_pixels: int = MAX_OUTPUT_PIXELS, progress: bool = False) -> dict:
+def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, overwrite: bool = False,
+                  max_output_pixels: int = MAX_OUTPUT_PIXELS, progress: bool = False, mode: str | None = None) -> dict:
     "Write mask, probability and uncertainty PNGs and `predictions.json` for images in `inputs`; return its content."
     paths = collect_images(inputs)
-    if not paths: raise DataError(', '.join(map(str, inputs)) or '<no input>', 'no image files to predict')
+    if not paths:
+        raise DataError(', '.join(map(str, inputs)) or '<no input>', 'no image files to predict')
     out_dir = Path(out_dir)
     names = output_names(paths)
     targets = ([out_dir/f'{names[p]}_{k}.png' for p in paths for k in ('mask', 'prob', 'uncertainty')]
@@ -120,34 +120,24 @@ def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, 
         raise DataError(exist[0], f'exists ({len(exist)} output file(s) would be replaced; '
                                   'pass overwrite=True / --overwrite)')
     out_dir.mkdir(parents=True, exist_ok=True)
-    device, size = next(model.parameters()).device, model.image_size
     results, failed = [], []
-    bar = tqdm(total=len(paths), desc='predict', unit='image', disable=not progress, mininterval=1)
-    for i in range(0, len(paths), batch_size):
-        xs, ok, t0 = [], [], time.perf_counter()
-        for p in paths[i:i + batch_size]:
-            try:
-                x, hw, _ = network_input(p, size)
-                xs.append(x)
-                ok.append((p, hw))
-            except DataError as e:
-                failed.append(dict(file=str(p), error=e.problem))
-                bar.update(1)
-        if not xs: continue
-        out = model.predict(torch.cat(xs).to(device), sampler)
-        per = (time.perf_counter() - t0) / len(xs)
-        for k, (p, hw) in enumerate(ok):
-            r = finish(out['prob'][k, 0], out['uncertainty'][k, 0], hw, threshold, max_output_pixels, per)
-            stem = names[p]
-            _png(_u8(r['mask'], 255), out_dir/f'{stem}_mask.png')
-            _png(_u8(r['prob']), out_dir/f'{stem}_prob.png')
-            _png(_u8(r['uncertainty'], 510), out_dir/f'{stem}_uncertainty.png')
-            results.append(dict(file=str(p), outputs=stem, score=r['score'], manipulated=r['score'] > threshold,
-                                manipulated_fraction=float(r['mask'].mean()), size=list(hw),
-                                output_size=list(r['output_size']), resized_output=r['resized_output'], seconds=per))
-            bar.update(1)
-    bar.close()
-    summary = dict(model=type(model).__name__, image_size=size, threshold=threshold, device=str(device),
-                   sampler=getattr(sampler, '__dict__', None), predictions=results, failed=failed)
+    for p in tqdm(paths, desc='predict', unit='image', disable=not progress, mininterval=1):
+        try:
+            r = predict_image(model, p, sampler, threshold, max_output_pixels, mode)
+        except DataError as e:
+            failed.append(dict(file=str(p), error=e.problem))
+            continue
+        stem = names[p]
+        _png(_u8(r['mask'], 255), out_dir/f'{stem}_mask.png')
+        _png(_u8(r['prob']), out_dir/f'{stem}_prob.png')
+        _png(_u8(r['uncertainty'], 510), out_dir/f'{stem}_uncertainty.png')
+        results.append(dict(file=str(p), outputs=stem, score=r['score'], manipulated=r['score'] > threshold,
+                            manipulated_fraction=float(r['mask'].mean()), size=list(r['size']),
+                            output_size=list(r['output_size']), resized_output=r['resized_output'],
+                            seconds=r['seconds']))
+    res = resolution_of(model)
+    summary = dict(model=type(model).__name__, resolution=dict(res, mode=mode or res['mode']), threshold=threshold,
+                   device=str(next(model.parameters()).device), sampler=getattr(sampler, '__dict__', None),
+                   predictions=results, failed=failed)
     write_atomic(out_dir/'predictions.json', json.dumps(summary, indent=1, default=str))
     return summary

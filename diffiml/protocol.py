@@ -148,25 +148,24 @@ def study_split(data_dir) -> str:
     return ('the synthetic test split' if rec['protocol'] == 'synthetic'
             else f"{rec['study_set']} (protocol {rec['protocol']})")
 
-def train_dataset(data_dir, size: int, edge_width: int | None = None, augment=None,
-                  seed: int = 0) -> torch.utils.data.Dataset:
-    "Training set `prepare_data` wrote to `data_dir`: synthetic pairs, or the protocol's sources (balanced if it asks)."
+def train_dataset(data_dir, view: dict, augment=None, seed: int = 0) -> torch.utils.data.Dataset:
+    "Training set `prepare_data` wrote to `data_dir`, as `view` (IMLDataset arguments: crops or a size) says."
     rec = read_protocol(data_dir)
     if rec['protocol'] == 'synthetic':
-        return IMLDataset(read_pairs(Path(data_dir)/'train.json'), size=size, edge_width=edge_width, augment=augment)
-    parts = [IMLDataset(read_pairs(Path(data_dir)/t['pairs']), size=size, edge_width=edge_width, augment=augment,
-                        invert_masks=t['invert_masks']) for t in rec['train'].values()]
+        return IMLDataset(read_pairs(Path(data_dir)/'train.json'), augment=augment, **view)
+    parts = [IMLDataset(read_pairs(Path(data_dir)/t['pairs']), augment=augment, invert_masks=t['invert_masks'], **view)
+             for t in rec['train'].values()]
     cat = torch.utils.data.ConcatDataset(parts)
     return BalancedSources(cat, rec['per_source'], seed) if rec['per_source'] else cat
 
-def val_dataset(data_dir, size: int, edge_width: int | None = None) -> IMLDataset:
-    "The validation split `prepare_data` wrote to `data_dir`."
-    return IMLDataset(read_pairs(Path(data_dir)/'val.json'), size=size, edge_width=edge_width,
-                      invert_masks=read_protocol(data_dir).get('val_invert_masks', False))
+def val_dataset(data_dir, view: dict) -> IMLDataset:
+    "The validation split `prepare_data` wrote to `data_dir`, as `view` says."
+    return IMLDataset(read_pairs(Path(data_dir)/'val.json'),
+                      invert_masks=read_protocol(data_dir).get('val_invert_masks', False), **view)
 
 # %% ../nbs/12_protocol.ipynb #1bdb12f2
-def evaluation_sets(root, size: int, real_sets: str = '', inverted_sets: str = 'nist16') -> dict:
-    "{'sets': {name: IMLDataset}, 'averaged': names, 'mean_name', 'extra': generative names, 'protocol'} for `root`."
+def evaluation_sets(root, size: int | None, real_sets: str = '', inverted_sets: str = 'nist16') -> dict:
+    "{'sets': {name: IMLDataset}, 'averaged', 'mean_name', 'extra': generative, 'protocol'}; size None: native."
     root = Path(root)
     data = root/'artifacts'/'prepare_data'
     rec = read_protocol(data)

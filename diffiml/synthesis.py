@@ -20,16 +20,20 @@ def bsds_items(root, split: str) -> list[tuple[Path, Path]]:
     "(photograph, groundTruth .mat) pairs of BSDS500 `split` under `root`."
     root = Path(root)
     imgs = sorted((root/'images'/split).glob('*.jpg'))
-    if not imgs: raise DataError(root/'images'/split, 'no BSDS500 photographs (*.jpg) here')
+    if not imgs:
+        raise DataError(root/'images'/split, 'no BSDS500 photographs (*.jpg) here')
     out = [(p, root/'groundTruth'/split/f'{p.stem}.mat') for p in imgs]
     missing = [m.name for _, m in out if not m.is_file()]
-    if missing: raise DataError(root/'groundTruth'/split, f'missing segmentations: {", ".join(missing[:5])}')
+    if missing:
+        raise DataError(root/'groundTruth'/split, f'missing segmentations: {", ".join(missing[:5])}')
     return out
 
 def bsds_segmentation(mat, annotation: int = 0) -> np.ndarray:
     "Label map (H, W) of one human annotation in a BSDS500 groundTruth .mat file."
-    try: gts = scipy.io.loadmat(mat)['groundTruth']
-    except Exception as e: raise DataError(mat, f'not a BSDS500 groundTruth file ({e})') from None
+    try:
+        gts = scipy.io.loadmat(mat)['groundTruth']
+    except Exception as e:
+        raise DataError(mat, f'not a BSDS500 groundTruth file ({e})') from None
     return gts[0, annotation % gts.shape[1]]['Segmentation'][0, 0].astype(np.int32)
 
 # %% ../nbs/00a_synthesis.ipynb #ac65ebca
@@ -38,21 +42,27 @@ def _neighbours(seg: np.ndarray) -> dict:
     nb = {}
     for a, b in ((seg[:, :-1], seg[:, 1:]), (seg[:-1], seg[1:])):
         d = a != b
-        for x, y in set(zip(a[d].tolist(), b[d].tolist())): nb.setdefault(x, set()).add(y); nb.setdefault(y, set()).add(x)
+        for x, y in set(zip(a[d].tolist(), b[d].tolist())):
+            nb.setdefault(x, set()).add(y)
+            nb.setdefault(y, set()).add(x)
     return nb
 
 def pick_region(seg: np.ndarray, rng: np.random.Generator, min_area=0.01, max_area=0.4, p_union=0.3) -> np.ndarray:
-    "Boolean mask of a random segment (or union of adjacent segments) of label map `seg`, area fraction in [min_area, max_area]."
+    "Boolean mask of a random segment (or union of adjacent segments) of `seg`, area fraction in [min_area, max_area]."
     labels, counts = np.unique(seg, return_counts=True)
     frac = dict(zip(labels.tolist(), (counts / seg.size).tolist()))
     if rng.random() < p_union:                      # grow a union of adjacent segments up to a random target area
         nb, target = _neighbours(seg), rng.uniform(min_area, max_area)
-        region = [int(rng.choice(labels))]; area = frac[region[0]]
+        region = [int(rng.choice(labels))]
+        area = frac[region[0]]
         while area < target:
             cand = sorted({n for r in region for n in nb.get(r, ())} - set(region))
             cand = [c for c in cand if area + frac[c] <= max_area]
-            if not cand: break
-            c = int(rng.choice(cand)); region.append(c); area += frac[c]
+            if not cand:
+                break
+            c = int(rng.choice(cand))
+            region.append(c)
+            area += frac[c]
         if min_area <= area <= max_area: return np.isin(seg, region)
     ok = [l for l, f in frac.items() if min_area <= f <= max_area]
     lab = rng.choice(ok) if ok else min(frac, key=lambda l: min(abs(frac[l] - min_area), abs(frac[l] - max_area)))
@@ -66,7 +76,8 @@ def _crop(a, m):
 
 def _paste(dst, patch, alpha, rng):
     "Blend `patch` with weights `alpha` (zero outside its region) at a random position of `dst`; return (image, mask)."
-    H, W = dst.shape[:2]; h, w = alpha.shape
+    H, W = dst.shape[:2]
+    h, w = alpha.shape
     y, x = rng.integers(0, H - h + 1), rng.integers(0, W - w + 1)
     out, mask = dst.copy(), np.zeros((H, W), bool)
     a = alpha[..., None]
@@ -90,25 +101,30 @@ def feather(pmask: np.ndarray, radius: float) -> np.ndarray:
 
 def match_colour(patch, pmask, ref) -> np.ndarray:
     "Shift and scale each channel of `patch` so its region's mean and spread match those of image `ref`."
-    p = patch.astype(np.float32); sel = p[pmask]
+    p = patch.astype(np.float32)
+    sel = p[pmask]
     mu, sd = sel.mean(0), sel.std(0) + 1e-3
     rmu, rsd = ref.reshape(-1, 3).mean(0), ref.reshape(-1, 3).std(0) + 1e-3
     return np.clip((p - mu) / sd * rsd + rmu, 0, 255).astype(np.uint8)
 
 # %% ../nbs/00a_synthesis.ipynb #ae1c21a8
 def splice(dst, src, region, rng, scale=(0.7, 1.3), p_match=0.5, p_feather=0.5):
-    "Paste `region` of image `src` into image `dst`: rescaled, at a random position, optionally colour-matched and feathered."
+    "Paste `region` of image `src` into `dst`: rescaled, at a random place, optionally colour-matched and feathered."
     patch, pmask = _fit(*_crop(src, region), dst.shape[:2], rng.uniform(*scale))
-    if rng.random() < p_match: patch = match_colour(patch, pmask, dst)
+    if rng.random() < p_match:
+        patch = match_colour(patch, pmask, dst)
     return _paste(dst, patch, feather(pmask, rng.uniform(1, 3) if rng.random() < p_feather else 0), rng)
 
 def _warp(patch, pmask, angle, scale, flip):
     "Rotate by `angle` degrees, scale and optionally flip `patch`/`pmask` about their centre, on an enlarged canvas."
-    if flip: patch, pmask = patch[:, ::-1], pmask[:, ::-1]
+    if flip:
+        patch, pmask = patch[:, ::-1], pmask[:, ::-1]
     h, w = pmask.shape
     M = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
-    c, s_ = abs(M[0, 0]), abs(M[0, 1]); nw, nh = int(h * s_ + w * c) + 1, int(h * c + w * s_) + 1
-    M[0, 2] += nw / 2 - w / 2; M[1, 2] += nh / 2 - h / 2
+    c, s_ = abs(M[0, 0]), abs(M[0, 1])
+    nw, nh = int(h * s_ + w * c) + 1, int(h * c + w * s_) + 1
+    M[0, 2] += nw / 2 - w / 2
+    M[1, 2] += nh / 2 - h / 2
     patch = cv2.warpAffine(np.ascontiguousarray(patch), M, (nw, nh), flags=cv2.INTER_LINEAR)
     pmask = cv2.warpAffine(np.ascontiguousarray(pmask, np.uint8), M, (nw, nh), flags=cv2.INTER_NEAREST) > 0
     return _crop(patch, pmask) if pmask.any() else (patch, pmask)
@@ -201,8 +217,10 @@ def synthesize_sample(items, i, seed, size=None, authentic_ratio=0.1, min_area=0
 
 # %% ../nbs/00a_synthesis.ipynb #5416c626
 def write_synthetic(items, out_dir, n, seed, name, **kw) -> tuple[Path, dict]:
-    "Write `n` synthetic samples as PNGs (kind in the file name) plus `<name>.json` pairs in `out_dir`; return the JSON path and counts per kind."
-    out_dir = Path(out_dir); (out_dir/name/'Tp').mkdir(parents=True, exist_ok=True); (out_dir/name/'Gt').mkdir(exist_ok=True)
+    "Write `n` synthetic samples (PNGs named by kind), `<name>.json` pairs in `out_dir`; return JSON path, kind counts."
+    out_dir = Path(out_dir)
+    (out_dir/name/'Tp').mkdir(parents=True, exist_ok=True)
+    (out_dir/name/'Gt').mkdir(exist_ok=True)
     pairs, counts = [], dict.fromkeys(KINDS, 0)
     for i in range(n):
         img, mask, kind = synthesize_sample(items, i, seed, **kw)

@@ -107,6 +107,7 @@ def test_evaluate_command(run, tmp_path):
         for k in ('pixel_f1', 'permuted_f1', 'pixel_iou', 'pixel_auc', 'n_manipulated', 'n_authentic', 'image_auc', 'seconds_per_image'):
             assert k in res, k
         assert res['n_manipulated'] == 2 and res['image_auc'] is None and res['resolution'] == 'native'
+        assert res['mode'] == 'native'                               # the mode the checkpoint was trained for
         assert res['trained_with']['stage'] == name and res['trained_with']['settings']['steps'] == 50
     before = out.read_bytes()
     r = cli('--checkpoint', run/'artifacts/train_baseline', '--data', data, '--out', out)
@@ -122,14 +123,19 @@ def test_ablations_table_and_checkpoints(run):
     from diffiml import load_model
     table = (run/'reports/ablations/ablations.md').read_text()
     assert '`no_distillation` not run: no teacher weights' in table
-    expect = dict(full=('DiffIML', True), no_error_prior=('DiffIML', True), mask_only=('DiffIML', False), latent_2=('DiffIML', True),
-                  baseline=('Baseline', None))
+    expect = {'full': ('DiffIML', True), 'no_error_prior': ('DiffIML', True), 'mask_only': ('DiffIML', False),
+              'no_noise_stem': ('DiffIML', True), 'latent_2': ('DiffIML', True), 'resize_32': ('DiffIML', True),
+              'baseline': ('Baseline', None), 'full+seed_1': ('DiffIML', True)}
     for v, (kind, edge) in expect.items():
         assert f'| {v} ' in table, v
         m = load_model(run/'artifacts/ablations'/v)
         assert type(m).__name__ == kind and getattr(m, 'edge', None) == edge, v
         assert m.predict(torch.rand(1, 3, 64, 64))['prob'].shape == (1, 1, 64, 64)
     assert load_model(run/'artifacts/ablations/latent_2').vae.config.latent_channels == 2
+    assert load_model(run/'artifacts/ablations/no_noise_stem').encoder.config.noise_stem == 'none'
+    assert load_model(run/'artifacts/ablations/full').encoder.config.noise_stem == 'srm'
+    assert load_model(run/'artifacts/ablations/resize_32').trained_with['resolution'] == dict(mode='resize', size=32)
+    assert load_model(run/'artifacts/ablations/full+seed_1').trained_with['settings']['seed'] == 1
     res = json.loads((run/'reports/ablations/metrics.json').read_text())['results']
     assert set(res) == set(expect) and all(0 <= r['synthetic']['pixel_f1'] <= 1 for r in res.values())
     err = (run/'reports/error_accumulation/error_accumulation.md').read_text()
@@ -143,8 +149,33 @@ def test_checkpoints_describe_their_training(run):
     for folder, stage in (('train_vae', 'train_vae'), ('train_diffiml', 'train_diffiml'), ('train_baseline', 'train_baseline'),
                           ('ablations/no_error_prior', 'ablations/no_error_prior')):
         rec = json.loads((run/'artifacts'/folder/'diffiml.json').read_text())['trained_with']
-        assert rec['stage'] == stage and rec['profile'] == 'smoke' and rec['resolution'] == dict(mode='resize', size=64)
+        assert rec['stage'] == stage and rec['profile'] == 'smoke' and rec['resolution'] == dict(mode='native', size=64)
         assert rec['data']['protocol'] == 'synthetic' and rec['data']['data_dvc_md5'].endswith('.dir')
         if stage != 'train_vae':   # test_killed_stage_resumes... retrains train_vae for 200 steps in this root
             assert rec['settings']['steps'] == stage_parameters(stage.split('/')[0], 'smoke')['steps']
     assert rec['settings']['error_prior'] == 0.0 and rec['settings']['variant'] == 'no_error_prior'
+
+def test_tiled_prediction_matches_whole(run, data_dir):
+    "Both trained models on a real image that fits: predicted whole and in overlapping tiles, the maps agree closely."
+    import numpy as np
+    from diffiml import load_model, Sampler
+    from diffiml.data import load_image
+    from diffiml.inference import predict_maps, resolution_of
+    img = load_image(next((data_dir/'samples'/'casia1'/'Tp').glob('*.jpg')))          # 384x256
+    for name, tol in (('train_baseline', 0.02), ('train_diffiml', 0.05)):
+        model = load_model(run/'artifacts'/name)
+        assert resolution_of(model)['mode'] == 'native'
+        sampler = Sampler(steps=2, ensemble=1, tta=False)
+        whole, _ = predict_maps(model, img, sampler)
+        tiled, _ = predict_maps(model, img, sampler, tile=128, overlap=64)               # 3 x 5 tiles
+        assert whole.shape == tiled.shape == img.shape[:2]
+        err = np.abs(whole - tiled)
+        print(f'{name}: mean |whole - tiled| {err.mean():.4f} (map std {whole.std():.4f})')
+        assert err.mean() < tol, (name, err.mean())
+
+def test_evaluation_by_manipulation_kind(run):
+    import pandas as pd
+    kinds = pd.read_csv(run/'reports/evaluate/by_kind.csv')
+    assert set(kinds.model) == {'DiffIML', 'Baseline'} and set(kinds.kind) <= {'splicing', 'copy-move', 'removal'}
+    assert kinds.pixel_f1.dropna().between(0, 1).all()
+

@@ -63,6 +63,25 @@ def test_bad_and_awkward_inputs(ckpt, tmp_path, data_dir):
     r = predict('--checkpoint', ckpt, '--out', out, src, '--overwrite', '--max-output-pixels', 1_000_000)
     assert r.returncode == 1 and np.asarray(Image.open(out/'huge_prob.png')).shape == (866, 1154)   # bounded maps, aspect kept
 
+def test_native_checkpoint_predicts_a_large_image_in_tiles(tmp_path):
+    "A checkpoint trained at native resolution predicts a 4000x3000 JPEG at its own size, through tiles."
+    from diffiml.baseline import Baseline
+    torch.manual_seed(0)
+    ck = tmp_path/'native'
+    b = Baseline('resnet-tiny', 16, image_size=64, noise_stem='srm')
+    b.trained_with = dict(resolution=dict(mode='native', size=64))
+    b.save_pretrained(ck)
+    yy, xx = np.mgrid[0:3000, 0:4000]
+    rgb = np.stack([(xx * 255 // 4000), (yy * 255 // 3000), np.full_like(xx, 128)], -1).astype(np.uint8)
+    Image.fromarray(rgb).save(tmp_path/'huge.jpg', quality=85)
+    r = predict('--checkpoint', ck, '--out', tmp_path/'out', tmp_path/'huge.jpg')
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((tmp_path/'out'/'predictions.json').read_text())
+    assert res['resolution'] == dict(mode='native', size=64)
+    assert np.asarray(Image.open(tmp_path/'out'/'huge_prob.png')).shape == (3000, 4000)
+    r = predict('--checkpoint', ck, '--out', tmp_path/'out2', tmp_path/'huge.jpg', '--mode', 'resize')
+    assert r.returncode == 0 and json.loads((tmp_path/'out2'/'predictions.json').read_text())['resolution']['mode'] == 'resize'
+
 def test_checkpoint_errors_are_clear(ckpt, tmp_path, data_dir):
     img = next((data_dir/'samples'/'casia1'/'Tp').glob('*.jpg'))
     r = predict('--checkpoint', tmp_path/'missing', '--out', tmp_path/'o', img)

@@ -47,7 +47,7 @@ def test_protocol_cat_runs_through_the_pipeline(root):
     rec = json.loads((root/'artifacts/prepare_data/protocol.json').read_text())
     assert rec['protocol'] == 'cat' and list(rec['train']) == protocol_spec(yaml.safe_load((REPO/'params.yaml').read_text()), 'cat')['train']
     assert rec['train']['casia2']['n'] >= 1 and rec['skipped'] == []
-    ds = train_dataset(root/'artifacts/prepare_data', size=64, seed=0)
+    ds = train_dataset(root/'artifacts/prepare_data', dict(size=64), seed=0)
     assert isinstance(ds, BalancedSources) and len(ds) == 5 * 1800          # 1,800 per source, whatever its size
     res = json.loads((root/'artifacts/reports/evaluate/metrics.json').read_text())
     assert set(res['DiffIML']) == {'casia1', 'columbia', 'coverage', 'nist16', 'cocoglide', 'autosplice'}
