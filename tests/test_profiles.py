@@ -12,7 +12,7 @@ PARAMS = load_yaml('params.yaml')
 
 def test_three_profiles_hold_only_what_differs():
     assert list(PARAMS['profiles']) == ['default', 'smoke', 'paper']
-    for s in STAGES:
+    for s in (*STAGES, 'resolution'):
         for name, changes in (PARAMS[s].get('profiles') or {}).items():
             assert name in ('smoke', 'paper'), f'{s}.profiles.{name}'
             for k, v in changes.items():
@@ -24,7 +24,7 @@ def test_active_profile_is_default():
 
 def test_paper_profile_has_the_paper_settings():
     p = read_params(REPO/'params.yaml')
-    assert section(p, 'prepare_data', 'paper')['size'] == 512
+    assert section(p, 'resolution', 'paper') == dict(section(p, 'resolution'), mode='resize', size=512)
     for s in ('train_diffiml', 'train_baseline'):
         assert section(p, s, 'paper')['backbone'] == 'mit-b3' and section(p, s, 'paper')['lr'] == 1e-4
     assert section(p, 'train_diffiml', 'paper')['batch_size'] == 16

@@ -33,7 +33,7 @@ def test_run_cache_restores_a_stage_whose_params_went_back(tmp_path, data_dir):
     assert "Running stage 'prepare_data'" in repro()
     first = train_json()
     original = params.read_text()
-    params.write_text(re.sub(r'(prepare_data:\n(?:  .*\n)*?    smoke: \{n_train:) 20', r'\1 8', original, count=1))
+    params.write_text(re.sub(r'(prepare_data:.*\n(?:  .*\n)*?    smoke: \{n_train:) 20', r'\1 8', original, count=1))
     assert params.read_text() != original
     assert "Running stage 'prepare_data'" in repro()                  # a new value: the stage runs
     assert train_json() != first
