@@ -21,7 +21,8 @@ from .sampler import Sampler
 
 # %% auto #0
 __all__ = ['MODELS', 'MODES', 'TILE', 'OVERLAP', 'RESOLUTIONS', 'pick_device', 'load_model', 'stride_of', 'resolution_of',
-           'pad_to', 'predict_maps', 'load_for_inference', 'predict_dataset', 'score_predictions', 'evaluate_dataset']
+           'pad_to', 'predict_maps', 'load_for_inference', 'predict_dataset', 'scoring_maps', 'score_predictions',
+           'evaluate_dataset']
 
 # %% ../nbs/16_inference.ipynb #8ce77995
 def pick_device(device: str = 'auto') -> torch.device:
@@ -170,15 +171,19 @@ def predict_dataset(model, dataset, sampler=None, batch_size: int = 8, progress:
 
 RESOLUTIONS = ('native', 'network')
 
-def score_predictions(pred: dict, dataset, threshold: float = 0.5, resolution: str = 'native') -> dict:
-    "`score_maps` of `predict_dataset` output at `native` sizes (maps resized back, masks as stored) or `network` size."
+def scoring_maps(pred: dict, dataset, resolution: str = 'native', idx=None) -> tuple:
+    "Maps and masks of images `idx` (default: all) of `predict_dataset` output at the size they are scored at, lazily."
     if resolution not in RESOLUTIONS:
         raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')
+    idx = range(len(pred['prob'])) if idx is None else idx
     if isinstance(pred['prob'], list) or resolution == 'network' or not hasattr(dataset, 'native_mask'):
-        return score_maps(pred['prob'], pred['mask'], threshold)
-    n = len(pred['prob'])   # one image at a time: a set of large images never sits in memory at full size
-    return score_maps((upsample(pred['prob'][i], dataset.native_shape(i)) for i in range(n)),
-                      (dataset.native_mask(i) for i in range(n)), threshold)
+        return (pred['prob'][i] for i in idx), (pred['mask'][i] for i in idx)
+    # one image at a time: a set of large images never sits in memory at full size
+    return (upsample(pred['prob'][i], dataset.native_shape(i)) for i in idx), (dataset.native_mask(i) for i in idx)
+
+def score_predictions(pred: dict, dataset, threshold: float = 0.5, resolution: str = 'native', idx=None) -> dict:
+    "`score_maps` of `predict_dataset` output (images `idx`) at `native` sizes (maps resized back) or `network` size."
+    return score_maps(*scoring_maps(pred, dataset, resolution, idx), threshold)
 
 def evaluate_dataset(model, dataset, sampler=None, batch_size: int = 8, threshold: float = 0.5,
                      resolution: str = 'native', progress: bool = False) -> dict:

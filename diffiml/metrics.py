@@ -9,7 +9,8 @@ import cv2
 from scipy.stats import rankdata
 
 # %% auto #0
-__all__ = ['pixel_f1', 'pixel_iou', 'pixel_auc', 'image_score', 'image_metrics', 'score_maps', 'upsample']
+__all__ = ['pixel_f1', 'pixel_iou', 'pixel_auc', 'image_score', 'image_metrics', 'score_maps', 'upsample', 'per_image_f1',
+           'paired_bootstrap']
 
 # %% ../nbs/06_metrics.ipynb #74e83895
 def _counts(pred, gt):
@@ -73,3 +74,18 @@ def upsample(prob, hw) -> np.ndarray:
     "Probability map `prob` (h, w) resized bilinearly to `hw` = (H, W), e.g. back to its image's native size."
     p = np.asarray(prob, np.float32)
     return p if p.shape == tuple(hw) else cv2.resize(p, (int(hw[1]), int(hw[0])), interpolation=cv2.INTER_LINEAR)
+
+# %% ../nbs/06_metrics.ipynb #b0075a02
+def per_image_f1(probs, masks, threshold: float = 0.5) -> np.ndarray:
+    "Pixel F1 of each manipulated image (maps and masks of any sizes, pairwise equal), in order."
+    return np.array([pixel_f1(np.asarray(p) > threshold, np.asarray(m, bool))
+                     for p, m in zip(probs, masks, strict=True) if np.asarray(m).any()])
+
+def paired_bootstrap(a, b, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    "Mean of `a - b` (per-image scores of two models on the same images) and its 95% paired-bootstrap interval."
+    d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
+    if d.ndim != 1 or not len(d):
+        raise ValueError(f'paired_bootstrap needs two equal, non-empty 1-D score arrays, got shape {d.shape}')
+    idx = np.random.default_rng(seed).integers(0, len(d), (n, len(d)))
+    lo, hi = np.percentile(d[idx].mean(1), [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)

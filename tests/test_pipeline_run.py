@@ -29,7 +29,10 @@ def test_checkpoints_are_written(run):
 
 def test_evaluation_table_and_figures(run):
     res = json.loads((run/'reports/evaluate/metrics.json').read_text())
-    assert set(res) == {'DiffIML', 'Baseline', 'All-manipulated', 'settings'}
+    assert set(res) == {'DiffIML', 'Baseline', 'All-manipulated', 'settings', 'comparison'}
+    cmp = res['comparison']['synthetic']   # DiffIML - baseline per-image F1 with its paired-bootstrap interval
+    assert cmp['low'] <= cmp['difference'] <= cmp['high'] and cmp['n'] == res['DiffIML']['synthetic']['n_manipulated']
+    assert abs(cmp['DiffIML'] - res['DiffIML']['synthetic']['pixel_f1']) < 1e-3
     for m in ('DiffIML', 'Baseline', 'All-manipulated'):
         assert set(res[m]) == {'synthetic', 'casia1', 'nist16'}
         for r in res[m].values(): assert r['n_manipulated'] > 0 and 0 <= r['pixel_f1'] <= 1
@@ -133,7 +136,8 @@ def test_ablations_table_and_checkpoints(run):
         assert m.predict(torch.rand(1, 3, 64, 64))['prob'].shape == (1, 1, 64, 64)
     assert load_model(run/'artifacts/ablations/latent_2').vae.config.latent_channels == 2
     assert load_model(run/'artifacts/ablations/no_noise_stem').encoder.config.noise_stem == 'none'
-    assert load_model(run/'artifacts/ablations/full').encoder.config.noise_stem == 'srm'
+    stem = stage_parameters('train_diffiml', 'smoke')['noise_stem']
+    assert stem != 'none' and load_model(run/'artifacts/ablations/full').encoder.config.noise_stem == stem
     assert load_model(run/'artifacts/ablations/resize_32').trained_with['resolution'] == dict(mode='resize', size=32)
     assert load_model(run/'artifacts/ablations/full+seed_1').trained_with['settings']['seed'] == 1
     res = json.loads((run/'reports/ablations/metrics.json').read_text())['results']
