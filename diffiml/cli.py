@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #5261139f
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, os, sys
 from pathlib import Path
 from .config import ConfigError, read_params, set_profile, run_stage
 from .data import write_atomic
@@ -13,6 +13,25 @@ from .data import write_atomic
 __all__ = ['main']
 
 # %% ../nbs/08_cli.ipynb #1ce7f4f4
+def _positive(text: str) -> int:
+    "argparse type: an integer of at least 1 (a count of steps, samples, images or pixels)."
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f'{v} must be at least 1')
+    return v
+
+def _writable(out: Path, overwrite: bool) -> None:
+    "Stop before any work if file `out` exists (without `overwrite`) or its folder cannot be written."
+    if out.exists() and not overwrite:
+        raise ConfigError(f'{out}: exists; pass --overwrite to replace it')
+    if not out.parent.is_dir():
+        raise ConfigError(f'{out.parent}: no such folder for --out')
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ConfigError(f'{out.parent}: folder not writable for --out')
+
 def _benchmark(a) -> int:
     "`diffiml benchmark`: print (and write) `benchmark_profile`'s figures."
     from diffiml.benchmark import benchmark_profile     # imported here: it loads torch and the models
@@ -58,8 +77,8 @@ def _sampler_options(p) -> None:
     "Add the sampler options to subcommand parser `p`, with `Sampler`'s own defaults."
     from diffiml.sampler import Sampler
     d = Sampler()
-    p.add_argument('--steps', type=int, default=d.steps, help=f'sampler steps (DiffIML; default: {d.steps})')
-    p.add_argument('--ensemble', type=int, default=d.ensemble,
+    p.add_argument('--steps', type=_positive, default=d.steps, help=f'sampler steps (DiffIML; default: {d.steps})')
+    p.add_argument('--ensemble', type=_positive, default=d.ensemble,
                    help='samples per image, averaged; their spread is the uncertainty map '
                         f'(DiffIML; default: {d.ensemble})')
     p.add_argument('--no-tta', dest='tta', action='store_false', help='no flip test-time augmentation (DiffIML)')
@@ -79,7 +98,7 @@ def _predict(a) -> int:
     from diffiml.predict import predict_files
     model, res, sampler = load_for_inference(a.checkpoint, a.device, a.mode, None, _sampler(a))
     r = predict_files(model, a.inputs, a.out, sampler, a.threshold, a.overwrite, a.max_output_pixels,
-                      progress=True, mode=res['mode'])
+                      progress=True, mode=res['mode'], resume=a.resume)
     for p in r['predictions']:
         print(f"{p['file']}: score {p['score']:.3f}, "
               f"{100 * p['manipulated_fraction']:.1f}% of pixels above {a.threshold}"
@@ -93,12 +112,10 @@ def _evaluate(a) -> int:
     "`diffiml evaluate`: write `evaluate_checkpoint`'s metrics to `--out`."
     from diffiml.evaluate import evaluate_checkpoint
     out = Path(a.out)
-    if out.exists() and not a.overwrite:
-        raise ConfigError(f'{out}: exists; pass --overwrite to replace it')
-    if not out.parent.is_dir():
-        raise ConfigError(f'{out.parent}: no such folder for --out')
+    _writable(out, a.overwrite)
     r = evaluate_checkpoint(a.checkpoint, a.data, _sampler(a), a.mode, a.size, a.threshold, a.invert_masks,
-                            a.batch_size, a.resolution, a.device, a.skip_unreadable, progress=True)
+                            a.batch_size, a.resolution, a.device, a.skip_unreadable, progress=True,
+                            mask_mismatch=a.mask_mismatch, skip_unpaired=a.skip_unpaired)
     write_atomic(out, json.dumps(r, indent=1))
     f = lambda v: 'n/a' if v is None else f'{v:.3f}'
     print(f"{r['model']} on {a.data} ({r['n_manipulated']} manipulated, {r['n_authentic']} authentic, "
@@ -146,9 +163,9 @@ def main(argv=None) -> int:
     bp.add_argument('--params', default='params.yaml', help='the params file (default: ./params.yaml)')
     bp.add_argument('--data', default='data/bsds500',
                     help='BSDS500 folder to synthesize samples from (default: data/bsds500)')
-    bp.add_argument('--steps', type=int, default=50, help='timed training steps per stage (default: 50)')
+    bp.add_argument('--steps', type=_positive, default=50, help='timed training steps per stage (default: 50)')
     bp.add_argument('--warmup', type=int, default=10, help='untimed steps before them (default: 10)')
-    bp.add_argument('--images', type=int, default=64, help='synthetic training images (default: 64)')
+    bp.add_argument('--images', type=_positive, default=64, help='synthetic training images (default: 64)')
     bp.add_argument('--workers', type=int, default=0, help='DataLoader worker processes (default: 0)')
     bp.add_argument('--out', help='also write the figures to this JSON file (must not exist)')
     ep = sub.add_parser('evaluate',
@@ -167,13 +184,18 @@ def main(argv=None) -> int:
     ep.add_argument('--resolution', choices=('native', 'network'), default='native',
                     help="score at each image's own size (maps resized back; default) or at the network's")
     _mode_option(ep)
-    ep.add_argument('--size', type=int, default=None,
+    ep.add_argument('--size', type=_positive, default=None,
                     help="side to resize to in resize mode (default: the checkpoint's training size)")
-    ep.add_argument('--batch-size', type=int, default=8,
+    ep.add_argument('--batch-size', type=_positive, default=8,
                     help='images per forward pass in resize mode (default: 8; native: one image at a time)')
     ep.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
     ep.add_argument('--skip-unreadable', action='store_true',
                     help='skip (and list) unreadable pairs instead of stopping')
+    ep.add_argument('--skip-unpaired', action='store_true',
+                    help='skip (and list) images of Tp/ that have no mask in Gt/ instead of stopping')
+    ep.add_argument('--mask-mismatch', choices=('error', 'resize', 'crop'), default='error',
+                    help='a mask whose size differs from its image: stop (default), resize it (nearest), or crop / '
+                         'pad it at the top left')
     ep.add_argument('--overwrite', action='store_true', help='replace --out if it exists')
     rp = sub.add_parser('predict', help='write mask, probability and uncertainty maps for your images',
                         description='Localize manipulations in images with a trained checkpoint (no ground truth '
@@ -181,7 +203,8 @@ def main(argv=None) -> int:
                                     '<stem>_prob.png (probability x 255) and <stem>_uncertainty.png (ensemble std x '
                                     '510), all at the image\'s own size, and one predictions.json with per-image '
                                     'scores and timing. Unreadable files are reported and skipped (exit status 1 at '
-                                    'the end); existing outputs are never replaced without --overwrite.')
+                                    'the end); existing outputs are never replaced without --overwrite. Maps move '
+                                    'into place only when every image is done; --resume continues a cut-short run.')
     rp.add_argument('inputs', nargs='+', metavar='IMAGE_OR_FOLDER',
                     help='image files, or folders whose image files (.jpg .png .tif .bmp) to use')
     rp.add_argument('--checkpoint', required=True,
@@ -192,9 +215,12 @@ def main(argv=None) -> int:
     _sampler_options(rp)
     _mode_option(rp)
     rp.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
-    rp.add_argument('--max-output-pixels', type=int, default=50_000_000,
+    rp.add_argument('--max-output-pixels', type=_positive, default=50_000_000,
                     help='larger images get maps at a reduced size (default: 50000000)')
-    rp.add_argument('--overwrite', action='store_true', help='replace existing output files')
+    rp.add_argument('--overwrite', action='store_true',
+                    help='replace existing output files (only once every image is done)')
+    rp.add_argument('--resume', action='store_true',
+                    help='continue a run that was cut short (its .diffiml-partial/ folder), with the same settings')
     sp = sub.add_parser('standins',
                         help="small stand-ins for the protocols' datasets, to try `protocol: mvss` or `cat` "
                              "without them",
@@ -209,8 +235,8 @@ def main(argv=None) -> int:
     sp.add_argument('--data', default='data', help='the data/ folder (default: data)')
     sp.add_argument('--params', default='params.yaml',
                     help='the params file whose protocols to serve (default: ./params.yaml)')
-    sp.add_argument('--images', type=int, default=16, help='synthetic pairs per stand-in (default: 16)')
-    sp.add_argument('--size', type=int, default=128, help='side of the synthetic stand-in images (default: 128)')
+    sp.add_argument('--images', type=_positive, default=16, help='synthetic pairs per stand-in (default: 16)')
+    sp.add_argument('--size', type=_positive, default=128, help='side of the synthetic stand-in images (default: 128)')
     sp.add_argument('--overwrite', action='store_true', help='replace an existing datasets file')
     a = ap.parse_args(argv)
     try:
@@ -230,3 +256,6 @@ def main(argv=None) -> int:
     except (ConfigError, ValueError, OSError) as e:   # DataError, CheckpointError are ValueErrors: they name the file
         print(f'diffiml: {e}', file=sys.stderr)
         return 2
+    except KeyboardInterrupt:   # Ctrl-C: the shell's convention, 128 + SIGINT, and no traceback
+        print('diffiml: interrupted', file=sys.stderr)
+        return 130

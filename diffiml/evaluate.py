@@ -4,7 +4,9 @@
 
 # %% ../nbs/10_evaluate.ipynb #3e6f6b1d
 from __future__ import annotations
-from .data import read_pairs
+import warnings
+from pathlib import Path
+from .data import IMAGE_EXTS, MISMATCH_POLICIES, pair_folder, read_pairs
 from .augment import IMLDataset
 from .sampler import Sampler
 from .inference import RESOLUTIONS, evaluate_dataset, load_for_inference
@@ -16,16 +18,34 @@ __all__ = ['evaluate_checkpoint']
 def evaluate_checkpoint(checkpoint, data, sampler: Sampler | None = None, mode: str | None = None,
                         size: int | None = None, threshold: float = 0.5, invert_masks: bool = False,
                         batch_size: int = 8, resolution: str = 'native', device: str = 'auto',
-                        skip_unreadable: bool = False, progress: bool = False) -> dict:
+                        skip_unreadable: bool = False, progress: bool = False,
+                        mask_mismatch: str = 'error',   # masks of another size than their image: error, resize or crop
+                        skip_unpaired: bool = False     # skip Tp/ images with no mask in Gt/ (else: stop)
+                        ) -> dict:
     "Field-standard metrics of the DiffIML or baseline `checkpoint` on test set `data` (folder or JSON pairs)."
     if resolution not in RESOLUTIONS:   # checked before any work
         raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')
+    if mask_mismatch not in MISMATCH_POLICIES:
+        raise ValueError(f'mask_mismatch={mask_mismatch!r}; choose one of {", ".join(MISMATCH_POLICIES)}')
+    pairs, unpaired = _test_pairs(data, skip_unpaired)
     model, res, sampler = load_for_inference(checkpoint, device, mode, size, sampler)
     on_error = 'skip' if skip_unreadable else 'raise'
     size = res['size'] if res['mode'] == 'resize' else None
-    ds = IMLDataset(read_pairs(data), size=size, invert_masks=invert_masks, on_error=on_error)
+    ds = IMLDataset(pairs, size=size, invert_masks=invert_masks, size_mismatch=mask_mismatch, on_error=on_error)
     r = evaluate_dataset(model, ds, sampler, batch_size, threshold, resolution, progress)
+    skipped = [(p, 'no mask in Gt/') for p in unpaired] + ds.skipped
     return dict(r, model=type(model).__name__, checkpoint=str(checkpoint), data=str(data), mode=res['mode'],
                 size=res['size'], resolution=resolution, threshold=threshold, invert_masks=invert_masks,
-                sampler=sampler.settings() if sampler else None, trained_with=model.trained_with,
-                skipped=[dict(path=str(p), problem=w) for p, w in ds.skipped])
+                mask_mismatch=mask_mismatch, sampler=sampler.settings() if sampler else None,
+                trained_with=model.trained_with, skipped=[dict(path=str(p), problem=w) for p, w in skipped])
+
+def _test_pairs(data, skip_unpaired: bool) -> tuple[list, list]:
+    "The pairs of test set `data`, and the `Tp/` images left out for want of a mask (with `skip_unpaired`)."
+    if not (skip_unpaired and Path(data).is_dir()):
+        return read_pairs(data), []
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')   # the unpaired images are returned, and listed in the result
+        pairs = pair_folder(data, strict=False)
+    paired = {p.image for p in pairs}
+    tp = sorted(p for p in (Path(data)/'Tp').iterdir() if p.suffix.lower() in IMAGE_EXTS)
+    return pairs, [p for p in tp if p not in paired]

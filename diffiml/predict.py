@@ -4,9 +4,10 @@
 
 # %% ../nbs/11_predict.ipynb #6ae88716
 from __future__ import annotations
-import io, json, math, os, time
+import hashlib, io, json, math, os, shutil, time
 from pathlib import Path
 import numpy as np
+import torch
 from PIL import Image
 from tqdm import tqdm
 from .data import DataError, IMAGE_EXTS, image_size, load_image, write_atomic
@@ -14,8 +15,8 @@ from .metrics import image_score, upsample
 from .inference import predict_maps, resolution_of
 
 # %% auto #0
-__all__ = ['MAX_OUTPUT_PIXELS', 'read_image', 'output_size', 'predict_image', 'finish', 'collect_images', 'output_names',
-           'predict_files']
+__all__ = ['MAX_OUTPUT_PIXELS', 'STAGING', 'read_image', 'output_size', 'predict_image', 'finish', 'collect_images',
+           'output_names', 'weights_digest', 'predict_files']
 
 # %% ../nbs/11_predict.ipynb #1cda88dc
 MAX_OUTPUT_PIXELS = 50_000_000
@@ -106,38 +107,99 @@ def _png(a: np.ndarray, path: Path) -> None:
 def _u8(a, scale: float = 255) -> np.ndarray:
     return np.clip(np.asarray(a, np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
 
+STAGING = '.diffiml-partial'   # folder inside the output folder that holds an unfinished run
+
+def weights_digest(model) -> str:
+    "SHA-256 of `model`'s weights (names, shapes and values): which checkpoint made a set of maps."
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(f'{k}{tuple(v.shape)}{v.dtype}'.encode())
+        h.update(v.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+def _staging(out_dir: Path, settings: dict, resume: bool) -> dict:
+    "Open the staging folder of a run with `settings`: {file: finished record} of a resumed run, else {}."
+    stage = out_dir/STAGING
+    if not stage.exists():
+        stage.mkdir(parents=True)
+        write_atomic(stage/'run.json', json.dumps(settings, indent=1, default=str))
+        return {}
+    if not resume:
+        raise DataError(stage, 'an unfinished run left its outputs here; pass --resume (resume=True) to continue it '
+                               'with the same settings, or delete the folder to start over')
+    try:
+        old = json.loads((stage/'run.json').read_text())
+        lines = (stage/'done.jsonl').read_text().splitlines() if (stage/'done.jsonl').exists() else []
+    except (OSError, json.JSONDecodeError) as e:
+        raise DataError(stage, f'unreadable record of the unfinished run ({e}); delete the folder to start over')
+    new = json.loads(json.dumps(settings, default=str))   # as run.json holds it
+    if old != new:
+        diff = sorted(k for k in {*old, *new} if old.get(k) != new.get(k))
+        raise DataError(stage, f'the unfinished run had other settings ({", ".join(diff)}); delete the folder to start '
+                               'over, or resume it with its own')
+    done = {}
+    for line in lines:
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:   # a line cut by the interruption: that image runs again
+            continue
+        done[rec['file']] = rec
+    return done
+
+def _record(stage: Path, rec: dict) -> None:
+    "Append finished image `rec` to the staging folder's log, on disk before the next image starts."
+    with open(stage/'done.jsonl', 'a') as f:
+        f.write(json.dumps(rec, default=str) + '\n')
+        f.flush()
+        os.fsync(f.fileno())
+
 def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, overwrite: bool = False,
-                  max_output_pixels: int = MAX_OUTPUT_PIXELS, progress: bool = False, mode: str | None = None) -> dict:
+                  max_output_pixels: int = MAX_OUTPUT_PIXELS, progress: bool = False, mode: str | None = None,
+                  resume: bool = False) -> dict:
     "Write mask, probability and uncertainty PNGs and `predictions.json` for images in `inputs`; return its content."
     paths = collect_images(inputs)
     if not paths:
         raise DataError(', '.join(map(str, inputs)) or '<no input>', 'no image files to predict')
     out_dir = Path(out_dir)
     names = output_names(paths)
-    targets = ([out_dir/f'{names[p]}_{k}.png' for p in paths for k in ('mask', 'prob', 'uncertainty')]
-               + [out_dir/'predictions.json'])
+    kinds = ('mask', 'prob', 'uncertainty')
+    targets = [out_dir/f'{names[p]}_{k}.png' for p in paths for k in kinds] + [out_dir/'predictions.json']
     if not overwrite and (exist := [t for t in targets if t.exists()]):
         raise DataError(exist[0], f'exists ({len(exist)} output file(s) would be replaced; '
-                                  'pass overwrite=True / --overwrite)')
-    out_dir.mkdir(parents=True, exist_ok=True)
-    results, failed = [], []
+                                  'pass --overwrite (overwrite=True))')
+    res = resolution_of(model)
+    settings = dict(model=type(model).__name__, weights=weights_digest(model),
+                    resolution=dict(res, mode=mode or res['mode']), threshold=threshold,
+                    max_output_pixels=max_output_pixels, sampler=getattr(sampler, '__dict__', None))
+    done = _staging(out_dir, settings, resume)
+    stage = out_dir/STAGING
     for p in tqdm(paths, desc='predict', unit='image', disable=not progress, mininterval=1):
+        if str(p) in done:
+            continue
         try:
             r = predict_image(model, p, sampler, threshold, max_output_pixels, mode)
-        except DataError as e:
-            failed.append(dict(file=str(p), error=e.problem))
+        except (DataError, OSError) as e:   # an unreadable file is named and skipped; the others go on
+            _record(stage, dict(file=str(p), error=getattr(e, 'problem', None) or str(e)))
             continue
         stem = names[p]
-        _png(_u8(r['mask'], 255), out_dir/f'{stem}_mask.png')
-        _png(_u8(r['prob']), out_dir/f'{stem}_prob.png')
-        _png(_u8(r['uncertainty'], 510), out_dir/f'{stem}_uncertainty.png')
-        results.append(dict(file=str(p), outputs=stem, score=r['score'], manipulated=r['score'] > threshold,
+        _png(_u8(r['mask'], 255), stage/f'{stem}_mask.png')
+        _png(_u8(r['prob']), stage/f'{stem}_prob.png')
+        _png(_u8(r['uncertainty'], 510), stage/f'{stem}_uncertainty.png')
+        _record(stage, dict(file=str(p), outputs=stem, score=r['score'], manipulated=r['score'] > threshold,
                             manipulated_fraction=float(r['mask'].mean()), size=list(r['size']),
                             output_size=list(r['output_size']), resized_output=r['resized_output'],
                             seconds=r['seconds']))
-    res = resolution_of(model)
-    summary = dict(model=type(model).__name__, resolution=dict(res, mode=mode or res['mode']), threshold=threshold,
-                   device=str(next(model.parameters()).device), sampler=getattr(sampler, '__dict__', None),
+    done = _staging(out_dir, settings, True)   # the log, read back: this run's records and a resumed run's
+    recs = [done[str(p)] for p in paths]
+    results = [r for r in recs if 'error' not in r]
+    failed = [dict(file=r['file'], error=r['error']) for r in recs if 'error' in r]
+    for r in results:   # every image is done: only now do the maps replace anything
+        for k in kinds:
+            if (src := stage/f"{r['outputs']}_{k}.png").exists():   # (moved already by a run cut short here)
+                os.replace(src, out_dir/src.name)
+    summary = dict(model=settings['model'], resolution=settings['resolution'], threshold=threshold,
+                   device=str(next(model.parameters()).device), sampler=settings['sampler'],
                    predictions=results, failed=failed)
     write_atomic(out_dir/'predictions.json', json.dumps(summary, indent=1, default=str))
+    shutil.rmtree(stage)
     return summary

@@ -1,6 +1,6 @@
 """`diffiml predict` as a new user runs it: the three maps per image for the real samples, and a folder of bad and
 awkward inputs (corrupt JPEG, text file named .png, 16-bit TIFF, 4000x3000 JPEG) handled without a crash."""
-import json, subprocess
+import io, json, subprocess
 from pathlib import Path
 import numpy as np
 import pytest, torch
@@ -42,6 +42,9 @@ def test_bad_and_awkward_inputs(ckpt, tmp_path, data_dir):
     (src/'corrupt.jpg').write_bytes(good[:len(good) // 2] + b'\x00' * 64)     # truncated JPEG
     (src/'notes.png').write_text('this is text, not a PNG')
     (src/'empty.png').write_bytes(b'')
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(png, format='PNG')
+    (src/'cut.png').write_bytes(png.getvalue()[:len(png.getvalue()) // 2])    # truncated PNG: header fine, data cut
     Image.fromarray(np.linspace(0, 65535, 48 * 64).reshape(48, 64).astype(np.uint16)).save(src/'deep.tif')
     assert Image.open(src/'deep.tif').mode.startswith('I;16')
     yy, xx = np.mgrid[0:3000, 0:4000]
@@ -50,7 +53,7 @@ def test_bad_and_awkward_inputs(ckpt, tmp_path, data_dir):
     r = predict('--checkpoint', ckpt, '--out', out, src)
     assert r.returncode == 1, r.stderr[-2000:]                  # some inputs failed: non-zero, after doing the rest
     assert 'Traceback' not in r.stderr
-    for name in ('corrupt.jpg', 'notes.png', 'empty.png'): assert name in r.stderr, name
+    for name in ('corrupt.jpg', 'notes.png', 'empty.png', 'cut.png'): assert name in r.stderr, name
     res = json.loads((out/'predictions.json').read_text())
     assert sorted(Path(p['file']).name for p in res['predictions']) == ['deep.tif', 'huge.jpg']
     huge = next(p for p in res['predictions'] if p['file'].endswith('huge.jpg'))
@@ -92,3 +95,37 @@ def test_checkpoint_errors_are_clear(ckpt, tmp_path, data_dir):
     r = predict('--checkpoint', broken, '--out', tmp_path/'o', img)
     assert r.returncode == 2 and 'score' in r.stderr and 'Traceback' not in r.stderr
     assert not (tmp_path/'o').exists()
+
+def test_interrupted_run_exits_130_and_resumes(ckpt, tmp_path):
+    "Ctrl-C: exit status 130, no traceback, no maps beside a stale predictions.json; --resume finishes the rest."
+    import os, signal, time
+    src = tmp_path/'in'
+    src.mkdir()
+    for k in range(8):
+        rgb = np.random.default_rng(k).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        Image.fromarray(rgb).save(src/f'im{k}.png')
+    out = tmp_path/'out'
+    cmd = ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), str(src), '--steps', '2']
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log, t0 = out/'.diffiml-partial'/'done.jsonl', time.time()
+    while not (log.exists() and log.read_text().count('\n') >= 1) and p.poll() is None and time.time() - t0 < 300:
+        time.sleep(0.05)
+    assert p.poll() is None, 'the run ended before it could be interrupted'
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130 and 'Traceback' not in err and 'interrupted' in err, err[-2000:]
+    assert sorted(f.name for f in out.iterdir()) == ['.diffiml-partial']       # nothing half-published
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and '--resume' in r.stderr
+    r = subprocess.run(cmd + ['--resume'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads((out/'predictions.json').read_text())
+    assert [Path(x['file']).name for x in res['predictions']] == [f'im{k}.png' for k in range(8)]
+    assert len(list(out.glob('*_prob.png'))) == 8 and not (out/'.diffiml-partial').exists()
+
+def test_counts_must_be_positive(ckpt, tmp_path):
+    for opt in ('--ensemble', '--steps'):
+        r = subprocess.run(['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(tmp_path/'o'), str(tmp_path),
+                            opt, '0'], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 2 and f'argument {opt}' in r.stderr and 'Traceback' not in r.stderr
+        assert not (tmp_path/'o').exists()
