@@ -101,11 +101,13 @@ def test_interrupted_run_exits_130_and_resumes(ckpt, tmp_path):
     import os, signal, time
     src = tmp_path/'in'
     src.mkdir()
-    for k in range(8):
+    n = 16
+    for k in range(n):
         rgb = np.random.default_rng(k).integers(0, 255, (480, 640, 3), dtype=np.uint8)
-        Image.fromarray(rgb).save(src/f'im{k}.png')
+        Image.fromarray(rgb).save(src/f'im{k:02d}.png')
     out = tmp_path/'out'
-    cmd = ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), str(src), '--steps', '2']
+    # the paper's sampler (8 steps x 5 + flip TTA): slow enough per image that the run is still going when interrupted
+    cmd = ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), str(src)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log, t0 = out/'.diffiml-partial'/'done.jsonl', time.time()
     while not (log.exists() and log.read_text().count('\n') >= 1) and p.poll() is None and time.time() - t0 < 300:
@@ -120,8 +122,8 @@ def test_interrupted_run_exits_130_and_resumes(ckpt, tmp_path):
     r = subprocess.run(cmd + ['--resume'], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((out/'predictions.json').read_text())
-    assert [Path(x['file']).name for x in res['predictions']] == [f'im{k}.png' for k in range(8)]
-    assert len(list(out.glob('*_prob.png'))) == 8 and not (out/'.diffiml-partial').exists()
+    assert [Path(x['file']).name for x in res['predictions']] == [f'im{k:02d}.png' for k in range(n)]
+    assert len(list(out.glob('*_prob.png'))) == n and not (out/'.diffiml-partial').exists()
 
 def test_counts_must_be_positive(ckpt, tmp_path):
     for opt in ('--ensemble', '--steps'):
