@@ -146,12 +146,13 @@ def _staging(out_dir: Path, settings: dict, resume: bool) -> dict:
         done[rec['file']] = rec
     return done
 
-def _record(stage: Path, rec: dict) -> None:
-    "Append finished image `rec` to the staging folder's log, on disk before the next image starts."
+def _record(stage: Path, rec: dict) -> dict:
+    "Append finished image `rec` to the staging folder's log, on disk before the next image starts; `rec`."
     with open(stage/'done.jsonl', 'a') as f:
         f.write(json.dumps(rec, default=str) + '\n')
         f.flush()
         os.fsync(f.fileno())
+    return rec
 
 def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, overwrite: bool = False,
                   max_output_pixels: int = MAX_OUTPUT_PIXELS, progress: bool = False, mode: str | None = None,
@@ -179,18 +180,18 @@ def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, 
         try:
             r = predict_image(model, p, sampler, threshold, max_output_pixels, mode)
         except (DataError, OSError) as e:   # an unreadable file is named and skipped; the others go on
-            _record(stage, dict(file=str(p), error=getattr(e, 'problem', None) or str(e)))
+            done[str(p)] = _record(stage, dict(file=str(p), error=getattr(e, 'problem', None) or str(e)))
             continue
         stem = names[p]
         _png(_u8(r['mask'], 255), stage/f'{stem}_mask.png')
         _png(_u8(r['prob']), stage/f'{stem}_prob.png')
         _png(_u8(r['uncertainty'], 510), stage/f'{stem}_uncertainty.png')
-        _record(stage, dict(file=str(p), outputs=stem, score=r['score'], manipulated=r['score'] > threshold,
-                            manipulated_fraction=float(r['mask'].mean()), size=list(r['size']),
-                            output_size=list(r['output_size']), resized_output=r['resized_output'],
-                            seconds=r['seconds']))
-    done = _staging(out_dir, settings, True)   # the log, read back: this run's records and a resumed run's
-    recs = [done[str(p)] for p in paths]
+        done[str(p)] = _record(stage, dict(file=str(p), outputs=stem, score=r['score'],
+                                           manipulated=r['score'] > threshold,
+                                           manipulated_fraction=float(r['mask'].mean()), size=list(r['size']),
+                                           output_size=list(r['output_size']), resized_output=r['resized_output'],
+                                           seconds=r['seconds']))
+    recs = [done[str(p)] for p in paths]   # a resumed run's records and this run's, in input order
     results = [r for r in recs if 'error' not in r]
     failed = [dict(file=r['file'], error=r['error']) for r in recs if 'error' in r]
     for r in results:   # every image is done: only now do the maps replace anything
