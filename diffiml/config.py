@@ -15,8 +15,9 @@ from .baseline import Baseline
 
 # %% auto #0
 __all__ = ['PARAMS_FILE', 'DEFAULT_PROFILE', 'STAGES', 'SHARED', 'READS', 'MODES', 'FIT_KEYS', 'PUBLISHER', 'INJECTED',
-           'ConfigError', 'check_params', 'read_params', 'section', 'stage_settings', 'data_view', 'dvc_params',
-           'set_profile', 'build_model', 'fit_options', 'training_record', 'report_dir', 'steady', 'run_stage']
+           'ConfigError', 'check_params', 'load_yaml', 'read_params', 'section', 'stage_settings', 'data_view',
+           'dvc_params', 'set_profile', 'build_model', 'fit_options', 'training_record', 'report_dir', 'steady',
+           'run_stage']
 
 # %% ../nbs/13_config.ipynb #60b28713
 class ConfigError(ValueError):
@@ -44,13 +45,28 @@ def check_params(p: dict, path=PARAMS_FILE) -> dict:
                 raise ConfigError(f'{path}: {s}.profiles.{name} changes {", ".join(odd)}, which {s} does not have')
     return p
 
+class _DvcLoader(yaml.SafeLoader):
+    "PyYAML's safe loader with YAML 1.2's booleans and floats, as DVC (ruamel.yaml) reads and writes params files."
+
+_BOOL, _FLOAT = 'tag:yaml.org,2002:bool', 'tag:yaml.org,2002:float'
+_DvcLoader.yaml_implicit_resolvers = {c: [(t, rx) for t, rx in rs if t not in (_BOOL, _FLOAT)]
+                                      for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+_DvcLoader.add_implicit_resolver(_BOOL, re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), list('tTfF'))
+_DvcLoader.add_implicit_resolver(   # after int's resolver, so '42' stays an int
+    _FLOAT, re.compile(r'^[-+]?(?:(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$'),
+    list('-+0123456789.'))
+
+def load_yaml(text: str):
+    "`text` parsed as DVC parses params files: YAML 1.2, where `no`, `on`, `off`, `yes` are strings."
+    return yaml.load(text, Loader=_DvcLoader)
+
 def read_params(path=PARAMS_FILE) -> dict:
     "The parsed and checked params file `path`."
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f'{path}: no such file')
     try:
-        p = yaml.safe_load(path.read_text())
+        p = load_yaml(path.read_text())
     except yaml.YAMLError as e:
         raise ConfigError(f'{path}: not valid YAML ({str(e).splitlines()[0]})') from None
     return check_params(p, path)
@@ -139,7 +155,7 @@ def set_profile(path, name: str) -> tuple[str, str]:
     if len(_PROFILE_LINE.findall(text)) != 1:
         raise ConfigError(f'{path}: needs exactly one top-level `profile:` line')
     new = _PROFILE_LINE.sub(lambda m: f'profile: {name}{m[2] or ""}', text)
-    if check_params(yaml.safe_load(new), path)['profile'] != name:
+    if check_params(load_yaml(new), path)['profile'] != name:
         raise ConfigError(f'{path}: rewriting the profile line failed')
     if new != text:
         write_atomic(path, new)
