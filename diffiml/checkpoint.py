@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json, os, shutil
 from pathlib import Path
+from safetensors import safe_open
 from diffusers.models.modeling_utils import ModelMixin
 from .data import write_atomic
 
@@ -41,11 +42,21 @@ def read_manifest(path, expect: str | None = None) -> dict:
 
 # %% ../nbs/15_checkpoint.ipynb #931e1656
 def check_component(path) -> Path:
-    "Check that component folder `path` has its config and safetensors weights."
+    "Check that component folder `path` has a JSON config and a readable safetensors weights file."
     path = Path(path)
     for f in ('config.json', 'diffusion_pytorch_model.safetensors'):
         if not (path/f).is_file():
             raise CheckpointError(f'{path/f}: missing from the checkpoint')
+    try:
+        json.loads((path/'config.json').read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointError(f'{path/"config.json"}: not valid JSON ({e})') from None
+    try:
+        with safe_open(path/'diffusion_pytorch_model.safetensors', 'pt') as f:
+            f.keys()
+    except Exception as e:   # safetensors raises its own error types for a bad header
+        raise CheckpointError(f'{path/"diffusion_pytorch_model.safetensors"}: not a readable safetensors file '
+                              f'({str(e).strip()[:200] or type(e).__name__})') from None
     return path
 
 def load_component(cls, path):

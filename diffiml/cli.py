@@ -37,6 +37,8 @@ def _benchmark(a) -> int:
     from diffiml.benchmark import benchmark_profile     # imported here: it loads torch and the models
     if a.out and Path(a.out).exists():
         raise ConfigError(f'{a.out}: exists; choose another --out (nothing is overwritten)')
+    if a.out:
+        _writable(Path(a.out), overwrite=True)   # its folder, checked before the minutes of timing
     if not Path(a.data).is_dir():
         raise ConfigError(f'{a.data}: no such folder (BSDS500 with images/ and groundTruth/; run `dvc pull data.dvc`)')
     r = benchmark_profile(a.params, a.profile, a.data, a.steps, a.warmup, a.images, a.workers)
@@ -69,19 +71,24 @@ def _stage(a) -> int:
     return 0
 
 def _sampler(a):
-    "The one `Sampler` that the sampler options of `predict` / `evaluate` describe."
+    "The one `Sampler` that the sampler options of `predict` / `evaluate` describe: a named setting, then changes."
     from diffiml.sampler import Sampler
-    return Sampler(a.steps, a.ensemble, a.tta, a.solver, a.seed)
+    changes = {k: getattr(a, k) for k in ('steps', 'ensemble', 'tta') if getattr(a, k) is not None}
+    return Sampler.named(a.sampler, **changes, solver=a.solver, seed=a.seed)
 
 def _sampler_options(p) -> None:
     "Add the sampler options to subcommand parser `p`, with `Sampler`'s own defaults."
-    from diffiml.sampler import Sampler
+    from diffiml.sampler import SAMPLERS, Sampler
     d = Sampler()
-    p.add_argument('--steps', type=_positive, default=d.steps, help=f'sampler steps (DiffIML; default: {d.steps})')
-    p.add_argument('--ensemble', type=_positive, default=d.ensemble,
-                   help='samples per image, averaged; their spread is the uncertainty map '
-                        f'(DiffIML; default: {d.ensemble})')
-    p.add_argument('--no-tta', dest='tta', action='store_false', help='no flip test-time augmentation (DiffIML)')
+    p.add_argument('--sampler', choices=tuple(SAMPLERS), default='default',
+                   help='named setting: default (1 step x 1 sample, no TTA), paper (8 steps x 5 samples + flip TTA); '
+                        '--steps, --ensemble, --tta / --no-tta change it (DiffIML)')
+    p.add_argument('--steps', type=_positive, default=None, help=f'sampler steps (DiffIML; default: {d.steps})')
+    p.add_argument('--ensemble', type=_positive, default=None,
+                   help='samples per image, averaged; their spread is the uncertainty map (one sample: its own '
+                        f'Bernoulli std) (DiffIML; default: {d.ensemble})')
+    p.add_argument('--tta', action=argparse.BooleanOptionalAction, default=None,
+                   help='flip test-time augmentation, fused by max (DiffIML; default: off, on with --sampler paper)')
     p.add_argument('--solver', default=d.solver,
                    help="diffusers scheduler class, e.g. DPMSolverMultistepScheduler (default: the model's own)")
     p.add_argument('--seed', type=int, default=d.seed, help=f'seed of the sampler noise (default: {d.seed})')
@@ -142,8 +149,8 @@ def _standins(a) -> int:
     print(f'{len(entries)} stand-in dataset(s); paths -> {a.paths}')
     return 0
 
-def main(argv=None) -> int:
-    "Entry point of the `diffiml` command."
+def _args(argv=None) -> argparse.Namespace:
+    "The parsed command line of `diffiml` (argparse exits with status 2 on a bad option)."
     ap = argparse.ArgumentParser(prog='diffiml',
                                  description='DiffIML: image manipulation localization with a score-based model.')
     sub = ap.add_subparsers(dest='command', required=True)
@@ -200,11 +207,12 @@ def main(argv=None) -> int:
     rp = sub.add_parser('predict', help='write mask, probability and uncertainty maps for your images',
                         description='Localize manipulations in images with a trained checkpoint (no ground truth '
                                     'needed). For each image writes <stem>_mask.png (0/255 at --threshold), '
-                                    '<stem>_prob.png (probability x 255) and <stem>_uncertainty.png (ensemble std x '
-                                    '510), all at the image\'s own size, and one predictions.json with per-image '
-                                    'scores and timing. Unreadable files are reported and skipped (exit status 1 at '
-                                    'the end); existing outputs are never replaced without --overwrite. Maps move '
-                                    'into place only when every image is done; --resume continues a cut-short run.')
+                                    '<stem>_prob.png (probability x 255) and <stem>_uncertainty.png (the ensemble\'s '
+                                    'std, or one sample\'s Bernoulli std, x 510), all at the image\'s own size, and '
+                                    'one predictions.json with per-image scores and timing. Unreadable files are '
+                                    'reported and skipped (exit status 1 at the end); existing outputs are never '
+                                    'replaced without --overwrite. Maps move into place only when every image is '
+                                    'done; --resume continues a cut-short run.')
     rp.add_argument('inputs', nargs='+', metavar='IMAGE_OR_FOLDER',
                     help='image files, or folders whose image files (.jpg .png .tif .bmp) to use')
     rp.add_argument('--checkpoint', required=True,
@@ -238,7 +246,11 @@ def main(argv=None) -> int:
     sp.add_argument('--images', type=_positive, default=16, help='synthetic pairs per stand-in (default: 16)')
     sp.add_argument('--size', type=_positive, default=128, help='side of the synthetic stand-in images (default: 128)')
     sp.add_argument('--overwrite', action='store_true', help='replace an existing datasets file')
-    a = ap.parse_args(argv)
+    return ap.parse_args(argv)
+
+def main(argv=None) -> int:
+    "Entry point of the `diffiml` command."
+    a = _args(argv)
     try:
         if a.command == 'benchmark': return _benchmark(a)
         if a.command == 'predict': return _predict(a)

@@ -52,9 +52,9 @@ _BOOL, _FLOAT = 'tag:yaml.org,2002:bool', 'tag:yaml.org,2002:float'
 _DvcLoader.yaml_implicit_resolvers = {c: [(t, rx) for t, rx in rs if t not in (_BOOL, _FLOAT)]
                                       for c, rs in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 _DvcLoader.add_implicit_resolver(_BOOL, re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), list('tTfF'))
-_DvcLoader.add_implicit_resolver(   # after int's resolver, so '42' stays an int
-    _FLOAT, re.compile(r'^[-+]?(?:(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$|^\.(?:nan|NaN|NAN)$'),
-    list('-+0123456789.'))
+_FLOAT_12 = (r'^[-+]?(?:(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|\.(?:inf|Inf|INF))$'   # 1e-4 too
+             r'|^\.(?:nan|NaN|NAN)$')
+_DvcLoader.add_implicit_resolver(_FLOAT, re.compile(_FLOAT_12), list('-+0123456789.'))   # after int's: '42' an int
 
 def load_yaml(text: str):
     "`text` parsed as DVC parses params files: YAML 1.2, where `no`, `on`, `off`, `yes` are strings."

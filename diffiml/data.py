@@ -6,6 +6,7 @@
 from __future__ import annotations
 import json
 import os
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,8 +16,8 @@ from PIL import Image, ImageOps
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'MAX_PIXELS', 'MASK_SUFFIXES', 'MISMATCH_POLICIES', 'DataError', 'image_size', 'load_image', 'load_mask',
-           'Pair', 'pair_folder', 'read_pairs', 'write_atomic', 'write_pairs', 'resize_to', 'edge_width_for',
-           'edge_band', 'jpeg_recompress', 'add_noise', 'align_mask']
+           'Pair', 'scan_folder', 'pair_folder', 'read_pairs', 'write_atomic', 'write_pairs', 'resize_to',
+           'edge_width_for', 'edge_band', 'jpeg_recompress', 'add_noise', 'align_mask']
 
 # %% ../nbs/00_data.ipynb #b9687139
 class DataError(ValueError):
@@ -57,11 +58,23 @@ def _decode(path, im: Image.Image) -> Image.Image:
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(path, f'corrupt or truncated image ({e})') from None
 
+def _orientation(path, im: Image.Image) -> int:
+    "EXIF orientation (1-8) of the opened `im`, read without decoding pixels (a PNG's EXIF only if before its pixels)."
+    try:
+        if im.format != 'PNG':
+            return im.getexif().get(0x0112, 1)
+        exif = Image.Exif()   # PIL's PNG getexif() would decode the whole image to look after the pixel data
+        if raw := im.info.get('exif'):
+            exif.load(raw)
+        return exif.get(0x0112, 1)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DataError(path, f'unreadable EXIF data ({e})') from None
+
 def image_size(path) -> tuple[int, int]:
     "(height, width) of the image at `path` as displayed (EXIF orientation applied), from its header alone."
     with _header(path) as im:
         w, h = im.size
-        return (w, h) if im.getexif().get(0x0112, 1) in (5, 6, 7, 8) else (h, w)
+        return (w, h) if _orientation(path, im) in (5, 6, 7, 8) else (h, w)
 
 # %% ../nbs/00_data.ipynb #e9c23368
 def _to_uint8(im: Image.Image) -> np.ndarray:
@@ -110,8 +123,8 @@ class Pair:
 
 MASK_SUFFIXES = ('', '_gt', '_mask')
 
-def pair_folder(root, strict: bool = True) -> list[Pair]:
-    "Pair `root/Tp/*` with `root/Gt/*` by stem; unpaired images raise (strict) or are dropped with a warning."
+def scan_folder(root) -> tuple[list[Pair], list[Path]]:
+    "(pairs, unpaired): `root/Tp/*` paired with `root/Gt/*` by stem, and the `Tp/` images without a mask."
     root = Path(root)
     tp, gt = root/'Tp', root/'Gt'
     for d in (tp, gt):
@@ -123,15 +136,20 @@ def pair_folder(root, strict: bool = True) -> list[Pair]:
         if p.suffix.lower() not in IMAGE_EXTS:
             continue
         m = next((masks[p.stem + s] for s in MASK_SUFFIXES if p.stem + s in masks), None)
-        (pairs.append(Pair(p, m)) if m else unpaired.append(p.name))
-    if unpaired:
-        msg = f"{len(unpaired)} image(s) in Tp/ without a mask in Gt/: {', '.join(unpaired[:5])}"
-        if strict:
-            raise DataError(root, msg + ' (strict=False skips them)')
-        warnings.warn(f'{root}: {msg}; skipped')
+        (pairs.append(Pair(p, m)) if m else unpaired.append(p))
     orphans = sorted(set(masks.values()) - {p.mask for p in pairs})
     if orphans:
         warnings.warn(f"{gt}: {len(orphans)} mask(s) match no image in Tp/: {', '.join(p.name for p in orphans[:5])}")
+    return pairs, unpaired
+
+def pair_folder(root, strict: bool = True) -> list[Pair]:
+    "Pair `root/Tp/*` with `root/Gt/*` by stem; unpaired images raise (strict) or are dropped with a warning."
+    pairs, unpaired = scan_folder(root)
+    if unpaired:
+        msg = f"{len(unpaired)} image(s) in Tp/ without a mask in Gt/: {', '.join(p.name for p in unpaired[:5])}"
+        if strict:
+            raise DataError(root, msg + ' (to skip them: `diffiml evaluate --skip-unpaired`, or strict=False)')
+        warnings.warn(f'{root}: {msg}; skipped')
     if not pairs:
         raise DataError(root, 'no image/mask pairs found')
     return pairs
@@ -157,15 +175,28 @@ def read_pairs(path) -> list[Pair]:
         out.append(Pair(img, None if it[1] == 'Negative' else path.parent/it[1]))
     return out
 
+def _new_file_mode(path: Path) -> int:
+    "Permission bits for `path`: its own if it exists, else what the umask gives a new file."
+    if path.exists():
+        return path.stat().st_mode & 0o777
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
 def write_atomic(path, data: str | bytes) -> Path:
-    "Write text or bytes to `path` through a temporary file beside it and a rename: no reader ever sees half a file."
+    "Write text (UTF-8) or bytes to `path` via a synced temporary file beside it and a rename: never half a file."
     path = Path(path)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data)
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')   # unique per writer
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data if isinstance(data, bytes) else data.encode('utf-8'))
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _new_file_mode(path))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)   # a failed or interrupted write leaves the old file and no debris
+        raise
     return path
 
 def write_pairs(pairs, path) -> Path:
@@ -175,8 +206,8 @@ def write_pairs(pairs, path) -> Path:
     def rel(p):
         p = Path(p).resolve()
         return (p.relative_to(base) if p.is_relative_to(base) else p).as_posix()
-    path.write_text(json.dumps([[rel(p.image), rel(p.mask) if p.mask else 'Negative'] for p in pairs], indent=1))
-    return path
+    items = [[rel(p.image), rel(p.mask) if p.mask else 'Negative'] for p in pairs]
+    return write_atomic(path, json.dumps(items, indent=1))
 
 # %% ../nbs/00_data.ipynb #5d627347
 def resize_to(a: np.ndarray, hw: tuple) -> np.ndarray:

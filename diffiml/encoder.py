@@ -51,8 +51,11 @@ class NoiseStem(nn.Module):
         if kind not in NOISE_STEMS[1:]:
             raise ValueError(f'noise stem {kind!r}; choose one of {", ".join(NOISE_STEMS)}')
         self.kind, self.truncate = kind, truncate
-        if 'srm' in kind:   # depthwise: each of the 3 filters on each colour channel
-            self.register_buffer('srm', SRM_KERNELS.repeat(3, 1, 1)[:, None], persistent=False)
+        if 'srm' in kind:   # each of the 3 filters on each colour channel, as one dense 3 -> 9 convolution
+            w = torch.zeros(9, 3, 5, 5)
+            for c in range(3):
+                w[3 * c:3 * c + 3, c] = SRM_KERNELS
+            self.register_buffer('srm', w, persistent=False)
         if 'bayar' in kind:
             self.bayar = nn.Parameter(torch.rand(3, 3, 5, 5))   # positive: the normalizing sums start away from 0
 
@@ -67,14 +70,20 @@ class NoiseStem(nn.Module):
         w = self.bayar * (1 - centre)
         return w / w.sum((2, 3), keepdim=True) - centre
 
+    def srm_residuals(self, images) -> torch.Tensor:
+        "The 9 truncated SRM residual channels of images in [0, 1]."
+        r = F.conv2d(images * 255, self.srm, padding=2)
+        return r.clamp(-self.truncate, self.truncate) / self.truncate
+
+    def fold_bayar(self, w) -> torch.Tensor:
+        "Kernel `w` (out, 3, k, k) applied to the Bayar residuals, as one (out, 3, k+4, k+4) kernel on 0-255 images."
+        b = self.bayar_weight() / self.truncate   # (residual, colour, 5, 5)
+        return F.conv2d(F.pad(w, (4, 4, 4, 4)), b.transpose(0, 1).flip(-1, -2))
+
     def forward(self, images):
-        x = images * 255
-        out = []
-        if 'srm' in self.kind:
-            r = F.conv2d(x.repeat_interleave(3, 1), self.srm, padding=2, groups=9)
-            out.append(r.clamp(-self.truncate, self.truncate) / self.truncate)
+        out = [self.srm_residuals(images)] if 'srm' in self.kind else []
         if 'bayar' in self.kind:
-            out.append(F.conv2d(x, self.bayar_weight(), padding=2) / self.truncate)
+            out.append(F.conv2d(images * 255, self.bayar_weight(), padding=2) / self.truncate)
         return torch.cat(out, 1)
 
 # %% ../nbs/02_encoder.ipynb #f1872ad7
@@ -110,22 +119,41 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         if H % 32 or W % 32:
             raise ValueError(f'image size {W}x{H} must be a multiple of 32 (the backbone stride)')
         x = (images - self.mean) / self.std
-        if self.stem is not None:
-            x = torch.cat([x, self.stem(images)], 1)
         if hasattr(self, 'mit'):
+            if self.stem is not None:
+                x = torch.cat([x, self.stem(images)], 1)
             feats = self.mit(x, output_hidden_states=True).hidden_states
-        else:   # the 4 stages (strides 4 ... 32)
-            feats = self.resnet(x, output_hidden_states=True).hidden_states[-4:]
+        else:
+            feats = self._resnet_stages(images, x)
         size = (H // s, W // s)
         return self.fuse(torch.cat([F.interpolate(p(f), size=size, mode='bilinear', align_corners=False)
                                     for p, f in zip(self.proj, feats)], 1))
+
+    def _first_conv(self, images, x):
+        "The ResNet's first convolution of normalized RGB `x` and the stem's residuals, a Bayar stem folded in."
+        conv = self.resnet.embedder.embedder.convolution
+        kind = self.stem.kind if self.stem is not None else ''
+        if 'srm' in kind:
+            x = torch.cat([x, self.stem.srm_residuals(images)], 1)
+        n = x.shape[1]
+        h = F.conv2d(x, conv.weight[:, :n], None, conv.stride, conv.padding)
+        if 'bayar' in kind:
+            pad = conv.padding[0] + 2
+            h = h + F.conv2d(images * 255, self.stem.fold_bayar(conv.weight[:, n:]), None, conv.stride, pad)
+        return h
+
+    def _resnet_stages(self, images, x):
+        "The 4 ResNet stage outputs (strides 4 ... 32)."
+        emb = self.resnet.embedder
+        h = emb.pooler(emb.embedder.activation(emb.embedder.normalization(self._first_conv(images, x))))
+        return self.resnet.encoder(h, output_hidden_states=True).hidden_states[-4:]
 
 # %% ../nbs/02_encoder.ipynb #401d5432
 def load_backbone_weights(encoder: ConditionEncoder, path) -> ConditionEncoder:
     "Copy MiT weights from local folder `path` into `encoder.mit`; residual inputs of a noise stem start at zero."
     if not hasattr(encoder, 'mit'):
         raise ValueError(f'{path}: pretrained weights load into MiT backbones only, not {encoder.config.backbone}')
-    src = SegformerModel.from_pretrained(path, local_files_only=True)
+    src = SegformerModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
     want, got = encoder.mit.config, src.config
     for k in ('depths', 'hidden_sizes', 'num_attention_heads'):
         if list(getattr(want, k)) != list(getattr(got, k)):

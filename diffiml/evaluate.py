@@ -4,9 +4,8 @@
 
 # %% ../nbs/10_evaluate.ipynb #3e6f6b1d
 from __future__ import annotations
-import warnings
 from pathlib import Path
-from .data import IMAGE_EXTS, MISMATCH_POLICIES, pair_folder, read_pairs
+from .data import MISMATCH_POLICIES, DataError, read_pairs, scan_folder
 from .augment import IMLDataset
 from .sampler import Sampler
 from .inference import RESOLUTIONS, evaluate_dataset, load_for_inference
@@ -43,9 +42,7 @@ def _test_pairs(data, skip_unpaired: bool) -> tuple[list, list]:
     "The pairs of test set `data`, and the `Tp/` images left out for want of a mask (with `skip_unpaired`)."
     if not (skip_unpaired and Path(data).is_dir()):
         return read_pairs(data), []
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')   # the unpaired images are returned, and listed in the result
-        pairs = pair_folder(data, strict=False)
-    paired = {p.image for p in pairs}
-    tp = sorted(p for p in (Path(data)/'Tp').iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    return pairs, [p for p in tp if p not in paired]
+    pairs, unpaired = scan_folder(data)
+    if not pairs:
+        raise DataError(data, 'no image/mask pairs found')
+    return pairs, unpaired

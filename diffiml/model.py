@@ -102,7 +102,12 @@ class DiffIML(nn.Module):
         f = path/'scheduler'/'scheduler_config.json'
         if not f.is_file():
             raise CheckpointError(f'{f}: missing from the checkpoint')
-        sched = make_scheduler(json.loads(f.read_text())['_class_name'])
+        try:
+            sched = make_scheduler(json.loads(f.read_text())['_class_name'])
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise CheckpointError(f'{f}: not valid JSON ({e})') from None
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f'{f}: does not name a diffusers scheduler in `_class_name` ({e})') from None
         try:
             model = cls(**parts, scheduler=sched.from_pretrained(path/'scheduler')).eval()
         except ValueError as e:

@@ -171,7 +171,7 @@ def predict_files(model, inputs, out_dir, sampler=None, threshold: float = 0.5, 
     res = resolution_of(model)
     settings = dict(model=type(model).__name__, weights=weights_digest(model),
                     resolution=dict(res, mode=mode or res['mode']), threshold=threshold,
-                    max_output_pixels=max_output_pixels, sampler=getattr(sampler, '__dict__', None))
+                    max_output_pixels=max_output_pixels, sampler=sampler.settings() if sampler else None)
     done = _staging(out_dir, settings, resume)
     stage = out_dir/STAGING
     for p in tqdm(paths, desc='predict', unit='image', disable=not progress, mininterval=1):

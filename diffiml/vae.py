@@ -64,5 +64,5 @@ def vae_loss(vae: LightVAE, targets: torch.Tensor, teacher=None, distill_weight:
 def teacher_from_autoencoder_kl(path, scaling_factor: float = 0.18215):
     "Distillation teacher from a diffusers `AutoencoderKL` saved in local folder `path`."
     from diffusers import AutoencoderKL
-    ae = AutoencoderKL.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+    ae = AutoencoderKL.from_pretrained(path, local_files_only=True, use_safetensors=True).eval().requires_grad_(False)
     return lambda x: ae.encode(x).latent_dist.mean * scaling_factor

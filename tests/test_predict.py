@@ -107,7 +107,7 @@ def test_interrupted_run_exits_130_and_resumes(ckpt, tmp_path):
         Image.fromarray(rgb).save(src/f'im{k:02d}.png')
     out = tmp_path/'out'
     # the paper's sampler (8 steps x 5 + flip TTA): slow enough per image that the run is still going when interrupted
-    cmd = ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), str(src)]
+    cmd = ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), '--sampler', 'paper', str(src)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log, t0 = out/'.diffiml-partial'/'done.jsonl', time.time()
     while not (log.exists() and log.read_text().count('\n') >= 1) and p.poll() is None and time.time() - t0 < 300:
