@@ -101,13 +101,15 @@ def test_interrupted_run_exits_130_and_resumes(ckpt, tmp_path):
     import os, signal, time
     src = tmp_path/'in'
     src.mkdir()
-    n = 16
+    n = 6
     for k in range(n):
-        rgb = np.random.default_rng(k).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        rgb = np.random.default_rng(k).integers(0, 255, (256, 320, 3), dtype=np.uint8)
         Image.fromarray(rgb).save(src/f'im{k:02d}.png')
     out = tmp_path/'out'
-    # the paper's sampler (8 steps x 5 + flip TTA): slow enough per image that the run is still going when interrupted
-    cmd = ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), '--sampler', 'paper', str(src)]
+    # the paper's sampler (8 steps x 5 + flip TTA) on each image whole at its own size (not the checkpoint's 64 px):
+    # slow enough per image that the run is still going when interrupted, on an idle machine too
+    cmd = ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), '--sampler', 'paper', '--mode', 'native',
+           str(src)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     log, t0 = out/'.diffiml-partial'/'done.jsonl', time.time()
     while not (log.exists() and log.read_text().count('\n') >= 1) and p.poll() is None and time.time() - t0 < 300:
