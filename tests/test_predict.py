@@ -110,7 +110,10 @@ def test_interrupted_run_exits_130_and_resumes(ckpt, tmp_path):
     # slow enough per image that the run is still going when interrupted, on an idle machine too
     cmd = ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), '--sampler', 'paper', '--mode', 'native',
            str(src)]
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a shell runs background jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt: give the run
+    # the default disposition, as a terminal's Ctrl-C finds it
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     log, t0 = out/'.diffiml-partial'/'done.jsonl', time.time()
     while not (log.exists() and log.read_text().count('\n') >= 1) and p.poll() is None and time.time() - t0 < 300:
         time.sleep(0.05)
