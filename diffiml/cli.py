@@ -23,10 +23,10 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f'{v} must be at least 1')
     return v
 
-def _writable(out: Path, overwrite: bool) -> None:
-    "Stop before any work if file `out` exists (without `overwrite`) or its folder cannot be written."
+def _writable(out: Path, overwrite: bool, hint: str = 'pass --overwrite to replace it') -> None:
+    "Stop before any work if file `out` exists (without `overwrite`; `hint` says what to do) or its folder is unusable."
     if out.exists() and not overwrite:
-        raise ConfigError(f'{out}: exists; pass --overwrite to replace it')
+        raise ConfigError(f'{out}: exists; {hint}')
     if not out.parent.is_dir():
         raise ConfigError(f'{out.parent}: no such folder for --out')
     if not os.access(out.parent, os.W_OK | os.X_OK):
@@ -35,10 +35,8 @@ def _writable(out: Path, overwrite: bool) -> None:
 def _benchmark(a) -> int:
     "`diffiml benchmark`: print (and write) `benchmark_profile`'s figures."
     from diffiml.benchmark import benchmark_profile     # imported here: it loads torch and the models
-    if a.out and Path(a.out).exists():
-        raise ConfigError(f'{a.out}: exists; choose another --out (nothing is overwritten)')
-    if a.out:
-        _writable(Path(a.out), overwrite=True)   # its folder, checked before the minutes of timing
+    if a.out:   # checked before the minutes of timing; benchmark has no --overwrite
+        _writable(Path(a.out), False, 'choose another --out (nothing is overwritten)')
     if not Path(a.data).is_dir():
         raise ConfigError(f'{a.data}: no such folder (BSDS500 with images/ and groundTruth/; run `dvc pull data.dvc`)')
     r = benchmark_profile(a.params, a.profile, a.data, a.steps, a.warmup, a.images, a.workers)

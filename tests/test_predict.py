@@ -98,7 +98,7 @@ def test_checkpoint_errors_are_clear(ckpt, tmp_path, data_dir):
 
 def test_interrupted_run_exits_130_and_resumes(ckpt, tmp_path):
     "Ctrl-C: exit status 130, no traceback, no maps beside a stale predictions.json; --resume finishes the rest."
-    import os, signal, time
+    import signal, time
     src = tmp_path/'in'
     src.mkdir()
     n = 6
