@@ -13,7 +13,7 @@ from .data import (DataError, Pair, add_noise, align_mask, edge_band, edge_width
                           jpeg_recompress, load_image, load_mask, resize_to)
 
 # %% auto #0
-__all__ = ['PERTURBATIONS', 'Augment', 'IMLDataset', 'random_crop', 'perturb', 'loader_throughput']
+__all__ = ['CACHE_BYTES', 'PERTURBATIONS', 'Augment', 'IMLDataset', 'random_crop', 'perturb', 'loader_throughput']
 
 # %% ../nbs/00b_augment.ipynb #388f9c0b
 @dataclass
@@ -64,6 +64,8 @@ def _rescale(img, mask, s, rng):
     return oi[y:y+H, x:x+W], om[y:y+H, x:x+W]
 
 # %% ../nbs/00b_augment.ipynb #75628202
+CACHE_BYTES = 2 << 30   # decoded arrays up to this size are cached by default (cache=None)
+
 class IMLDataset(torch.utils.data.Dataset):
     "Image / mask / edge triples: resized to `size` x `size`, random native `crop`s, or whole native images."
     def __init__(self, pairs,
@@ -73,32 +75,50 @@ class IMLDataset(torch.utils.data.Dataset):
                  focus: float = 0.0,              # probability that a crop covers a random manipulated pixel
                  edge_width: int | None = None,   # edge band width (default: 7 at 512, scaled with `size`)
                  augment: Augment | bool | None = None,
-                 invert_masks: bool = False, size_mismatch: str = 'error', on_error: str = 'raise'):
+                 invert_masks: bool = False, size_mismatch: str = 'error', on_error: str = 'raise',
+                 cache: bool | None = None):      # keep decoded arrays in memory; None: if they fit in CACHE_BYTES
         if on_error not in ('raise', 'skip'):
             raise ValueError(f"on_error={on_error!r}; choose 'raise' or 'skip'")
         if size and crop:
             raise ValueError('IMLDataset: crop applies at native size only (size=None)')
         self.size, self.crop, self.grid, self.focus = size, crop, max(1, grid), focus
         self.edge_width = edge_width or edge_width_for(size or 512)
-        self.invert_masks, self.size_mismatch = invert_masks, size_mismatch
+        self.invert_masks, self.size_mismatch, self.on_error = invert_masks, size_mismatch, on_error
         self.augment = Augment() if augment is True else (augment or None)
-        self.cached = bool(size or crop)
-        self.pairs, self.images, self.masks, self.skipped = [], [], [], []
+        self.pairs, self.skipped, pixels = [], [], 0
         for p in pairs:
             try:
-                img, m = self._load(p) if self.cached else (None, None)
-                if not self.cached:
-                    image_size(p.image)   # readable header: unusable files fail here, not mid-evaluation
+                h, w = image_size(p.image)   # the header: unusable files fail here, not mid-run
             except DataError as e:
-                if on_error == 'raise':
-                    raise
-                self.skipped.append((e.path, e.problem))
+                self._skip(e)
                 continue
             self.pairs.append(p)
-            self.images.append(img)
-            self.masks.append(m)
+            pixels += (size * size) if size else h * w
+        if cache is None:
+            cache = bool(size or crop) and 4 * pixels <= CACHE_BYTES   # RGB + mask bytes
+        self.cached = cache
+        self.images, self.masks = [None] * len(self.pairs), [None] * len(self.pairs)
+        if cache:
+            self._decode_all()
         if not self.pairs:
             raise DataError(pairs[0].image.parent if pairs else '<dataset>', 'no usable image/mask pair')
+
+    def _skip(self, e: DataError):
+        "Raise `e`, or list it in `skipped` when errors are skipped."
+        if self.on_error == 'raise':
+            raise e
+        self.skipped.append((e.path, e.problem))
+
+    def _decode_all(self):
+        "Decode every pair into `images` and `masks` (the cache), dropping (or raising on) those that fail."
+        keep = []
+        for i, p in enumerate(self.pairs):
+            try:
+                self.images[i], self.masks[i] = self._load(p)
+                keep.append(i)
+            except DataError as e:
+                self._skip(e)
+        self.pairs, self.images, self.masks = ([a[i] for i in keep] for a in (self.pairs, self.images, self.masks))
 
     def _load(self, p: Pair):
         "(image uint8, mask bool) of pair `p`, resized to `size` when one is set."
@@ -114,7 +134,7 @@ class IMLDataset(torch.utils.data.Dataset):
         return align_mask(load_mask(p.mask, invert=self.invert_masks), shape, self.size_mismatch, p.mask)
 
     def sample(self, i) -> tuple[np.ndarray, np.ndarray]:
-        "(image uint8, mask bool) of item `i` as stored: resized, native (cached) or decoded now."
+        "(image uint8, mask bool) of item `i`: from the cache, or decoded now (resized when `size` is set)."
         return (self.images[i], self.masks[i]) if self.cached else self._load(self.pairs[i])
 
     def native_shape(self, i) -> tuple[int, int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import platform, tempfile, time
 import torch
 import json, subprocess, sys
+from pathlib import Path
 from .data import read_pairs
 from .synthesis import bsds_items, write_synthetic
 from .augment import IMLDataset
@@ -17,7 +18,7 @@ from .config import read_params, stage_settings, build_model, data_view
 TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
-__all__ = ['TRAINING', 'time_training', 'time_sampling', 'benchmark_profile', 'prediction_memory']
+__all__ = ['TRAINING', 'time_training', 'time_sampling', 'benchmark_profile', 'prediction_memory', 'data_memory']
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
@@ -125,4 +126,88 @@ def prediction_memory(checkpoint, sizes=((750, 1000), (1500, 2000), (3000, 4000)
         if r.returncode:
             raise RuntimeError(f'prediction_memory: {w}x{h} failed: {r.stderr.strip().splitlines()[-1]}')
         rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+    return rows
+
+# %% ../nbs/09_benchmark.ipynb #d4a7e0c1
+_DATA_PROBE = """
+import json, sys, time
+from pathlib import Path
+import numpy as np, torch
+def mib(field):
+    line = next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith(field + ':'))
+    return int(line.split()[1]) / 1024
+case, arg = sys.argv[1], json.loads(sys.argv[2])
+torch.set_num_threads(arg['threads'])
+from diffiml.data import read_pairs
+from diffiml.augment import IMLDataset
+from diffiml.baseline import Baseline
+from diffiml.metrics import image_row
+from diffiml.inference import evaluate_dataset
+from diffiml.train import fit
+torch.manual_seed(0)
+model = Baseline('resnet-tiny', 32, noise_stem='srm+bayar', image_size=128)
+model.trained_with = dict(resolution=dict(mode='native', size=128))
+if case == 'score':
+    rng = np.random.default_rng(0)
+    h, w = arg['height'], arg['width']
+    prob = rng.random((h, w), dtype=np.float32)
+    mask = np.zeros((h, w), bool)
+    mask[h // 4:h // 2, w // 4:w // 2] = True
+Path('/proc/self/clear_refs').write_text('5')     # reset the peak (VmHWM) to what is resident now
+loaded = mib('VmRSS')
+t0 = time.perf_counter()
+if case == 'open':
+    ds = IMLDataset(read_pairs(arg['pairs']), size=None, crop=128, grid=8)
+    extra = dict(cached=ds.cached)
+elif case == 'epoch':
+    ds = IMLDataset(read_pairs(arg['pairs']), size=None, crop=128, grid=8, cache=False)
+    fit(model, ds, lambda m, b: m.loss(b), len(ds) // 16, batch_size=16, lr=1e-3, desc='epoch')
+    extra = dict(steps=len(ds) // 16)
+elif case == 'evaluate':
+    r = evaluate_dataset(model.eval(), IMLDataset(read_pairs(arg['pairs']), size=None))
+    extra = dict(pixel_f1=r['pixel_f1'])
+else:
+    extra = dict(f1=image_row(prob, mask)['f1'])
+print(json.dumps(dict(case=case, n=arg.get('n'), seconds=time.perf_counter() - t0, loaded_mib=loaded,
+                      peak_mib=mib('VmHWM'), **extra)))
+"""
+
+def _standin_pairs(folder: Path, n_files: int) -> list[list[str]]:
+    "`n_files` 512x512 JPEG photographs with rectangular masks in `folder`, as [image, mask] pairs."
+    from PIL import Image
+    import numpy as np
+    rng, pairs = np.random.default_rng(0), []
+    yy, xx = np.mgrid[0:512, 0:512]
+    for k in range(n_files):
+        base = (np.sin(xx / rng.uniform(5, 40)) + np.cos(yy / rng.uniform(5, 40))) * 60 + 128
+        rgb = np.clip(base[..., None] + rng.normal(0, 12, (512, 512, 3)), 0, 255).astype(np.uint8)
+        mask = np.zeros((512, 512), np.uint8)
+        y, x = rng.integers(0, 384, 2)
+        mask[y:y + 128, x:x + 128] = 255
+        Image.fromarray(rgb).save(folder/f'{k}.jpg', quality=90)
+        Image.fromarray(mask).save(folder/f'{k}_mask.png')
+        pairs.append([f'{k}.jpg', f'{k}_mask.png'])
+    return pairs
+
+def data_memory(open_pairs=(10_000, 100_000), epoch: int = 10_000, evaluate=(400, 4_000), score=(8000, 8000),
+                n_files: int = 8, threads: int | None = None, work_dir=None) -> list:
+    "Seconds and peak RSS (MiB) of opening, training on, evaluating and scoring data at scale, each in a fresh process."
+    cases = [('open', n) for n in open_pairs] + ([('epoch', epoch)] if epoch else [])
+    cases += [('evaluate', n) for n in evaluate] + ([('score', 0)] if score else [])
+    rows = []
+    with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+        tmp = Path(tmp)
+        files = _standin_pairs(tmp, n_files)
+        for case, n in cases:
+            arg = dict(threads=threads or torch.get_num_threads(), n=n or None)
+            if n:
+                arg['pairs'] = str(tmp/f'{n}.json')
+                (tmp/f'{n}.json').write_text(json.dumps([files[i % n_files] for i in range(n)]))
+            else:
+                arg.update(height=score[0], width=score[1])
+            r = subprocess.run([sys.executable, '-c', _DATA_PROBE, case, json.dumps(arg)], capture_output=True,
+                               text=True)
+            if r.returncode:
+                raise RuntimeError(f'data_memory: {case} failed: {r.stderr.strip().splitlines()[-1]}')
+            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
     return rows

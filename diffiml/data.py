@@ -4,9 +4,11 @@
 
 # %% ../nbs/00_data.ipynb #da3559d7
 from __future__ import annotations
+import errno
 import json
 import os
 import tempfile
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,18 +31,39 @@ class DataError(ValueError):
 # %% ../nbs/00_data.ipynb #4124fe2e
 IMAGE_EXTS = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
 MAX_PIXELS = 250_000_000   # larger images are refused (decompression-bomb guard); 4000x3000 is 12 M
+_PIL_LIMIT = threading.Lock()   # guards the swap of PIL's own, lower limit (see `_open`)
+
+def _missing(path: Path) -> str:
+    "Why `path` is not a readable file: a folder, a symlink loop, a broken symlink, or absent."
+    if path.is_dir():
+        return 'is a folder, not an image file'
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return 'symlink loop'
+        if path.is_symlink():
+            return f'broken symlink (to {os.readlink(path)})'
+    return 'no such file'
+
+def _open(path: Path) -> Image.Image:
+    "`Image.open` without PIL's decompression-bomb limit (89 M warns, 179 M fails), which `MAX_PIXELS` replaces."
+    with _PIL_LIMIT:
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
 
 def _header(path, max_pixels=MAX_PIXELS) -> Image.Image:
     "Open `path` lazily (header only), refusing missing files, non-images and images over `max_pixels`."
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, 'no such file')
+        raise DataError(path, _missing(path))
     if path.stat().st_size == 0:
         raise DataError(path, 'empty file')
     try:
-        im = Image.open(path)
-    except Image.DecompressionBombError as e:
-        raise DataError(path, f'image too large ({e})') from None
+        im = _open(path)
     except (OSError, SyntaxError, ValueError) as e:
         raise DataError(path, f'not a readable image ({e})') from None
     if im.width * im.height > max_pixels:
@@ -53,6 +76,9 @@ def _decode(path, im: Image.Image) -> Image.Image:
     "Fully decode `im` and apply its EXIF orientation, or raise `DataError` naming `path`."
     try:
         with im:
+            if getattr(im, 'n_frames', 1) > 1:   # animated PNG, multi-page TIFF: the first frame is the image
+                warnings.warn(f'{path}: {im.n_frames} frames; reading the first')
+                im.seek(0)
             im.load()
             return ImageOps.exif_transpose(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
@@ -250,7 +276,7 @@ def align_mask(mask: np.ndarray, shape: tuple, policy: str = 'error', path=None)
         raise ValueError(f'size_mismatch={policy!r}; choose one of {MISMATCH_POLICIES}')
     if policy == 'error':
         raise DataError(path, f'mask is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]} '
-                              "(size_mismatch='resize' or 'crop' aligns them)")
+                              "(to align them: --mask-mismatch resize or crop; in Python, size_mismatch=)")
     if policy == 'resize': return resize_to(mask, shape[:2])
     out = np.zeros(shape[:2], bool)
     h, w = min(shape[0], mask.shape[0]), min(shape[1], mask.shape[1])

@@ -28,11 +28,12 @@ MIT_PRESETS = {
 
 RESNET_PRESETS = {
     'resnet-tiny': dict(embedding_size=16, hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1], layer_type='basic'),
+    'resnet-small': dict(embedding_size=32, hidden_sizes=[32, 64, 128, 256], depths=[1, 1, 1, 1], layer_type='basic'),
     'resnet-18': dict(embedding_size=64, hidden_sizes=[64, 128, 256, 512], depths=[2, 2, 2, 2], layer_type='basic'),
 }
 
 def mit_config(backbone: str) -> SegformerConfig | ResNetConfig:
-    "transformers config of a preset: MiT (`mit-tiny`, `mit-b0` ... `mit-b5`) or ResNet (`resnet-tiny`, `resnet-18`)."
+    "transformers config of a preset: MiT (`mit-tiny`, `mit-b0` ... `mit-b5`) or ResNet (`resnet-tiny`, `resnet-small`, `resnet-18`)."
     if backbone in MIT_PRESETS: return SegformerConfig(**MIT_PRESETS[backbone])
     if backbone in RESNET_PRESETS: return ResNetConfig(**RESNET_PRESETS[backbone], downsample_in_first_stage=False)
     raise ValueError(f'unknown backbone {backbone!r}; choose one of {", ".join([*MIT_PRESETS, *RESNET_PRESETS])}')

@@ -32,11 +32,19 @@ def evaluate_checkpoint(checkpoint, data, sampler: Sampler | None = None, mode: 
     size = res['size'] if res['mode'] == 'resize' else None
     ds = IMLDataset(pairs, size=size, invert_masks=invert_masks, size_mismatch=mask_mismatch, on_error=on_error)
     r = evaluate_dataset(model, ds, sampler, batch_size, threshold, resolution, progress)
+    rows, _ = r.pop('rows'), r.pop('maps')
     skipped = [(p, 'no mask in Gt/') for p in unpaired] + ds.skipped
-    return dict(r, model=type(model).__name__, checkpoint=str(checkpoint), data=str(data), mode=res['mode'],
+    return dict(r, per_image=[_per_image(ds.pairs[x['index']], x) for x in rows], model=type(model).__name__, checkpoint=str(checkpoint), data=str(data), mode=res['mode'],
                 size=res['size'], resolution=resolution, threshold=threshold, invert_masks=invert_masks,
                 mask_mismatch=mask_mismatch, sampler=sampler.settings() if sampler else None,
                 trained_with=model.trained_with, skipped=[dict(path=str(p), problem=w) for p, w in skipped])
+
+def _per_image(pair, row: dict) -> dict:
+    "One image's entry of the result: its files and numbers, null where a number is undefined (JSON has no NaN)."
+    num = lambda v: None if v is None or v != v else float(v)
+    return dict(image=str(pair.image), mask=str(pair.mask) if pair.mask else None, manipulated=bool(row['manipulated']),
+                score=num(row['score']), f1=num(row['f1']), permuted_f1=num(row['permuted_f1']), iou=num(row['iou']),
+                auc=num(row['auc']))
 
 def _test_pairs(data, skip_unpaired: bool) -> tuple[list, list]:
     "The pairs of test set `data`, and the `Tp/` images left out for want of a mask (with `skip_unpaired`)."

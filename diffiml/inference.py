@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 import time
 from tqdm import tqdm
-from .data import resize_to
+from .data import DataError, resize_to
 from .augment import IMLDataset
-from .metrics import score_maps, upsample
+from .metrics import image_row, score_maps, summarize, upsample
 from .checkpoint import CheckpointError, read_manifest
 from .model import DiffIML
 from .baseline import Baseline
@@ -21,8 +21,8 @@ from .sampler import Sampler
 
 # %% auto #0
 __all__ = ['MODELS', 'MODES', 'TILE', 'OVERLAP', 'RESOLUTIONS', 'pick_device', 'load_model', 'stride_of', 'resolution_of',
-           'pad_to', 'predict_maps', 'load_for_inference', 'predict_dataset', 'scoring_maps', 'score_predictions',
-           'evaluate_dataset']
+           'pad_to', 'predict_maps', 'load_for_inference', 'iter_predictions', 'predict_dataset', 'scoring_maps',
+           'score_predictions', 'evaluate_dataset']
 
 # %% ../nbs/16_inference.ipynb #8ce77995
 def pick_device(device: str = 'auto') -> torch.device:
@@ -140,53 +140,84 @@ def _native(dataset) -> bool:
     "Whether `dataset` yields whole images at their own size (predicted one at a time)."
     return isinstance(dataset, IMLDataset) and not dataset.size and not dataset.crop
 
+def _device(model) -> torch.device:
+    "Where `model`'s parameters are (images go there); CPU for a model without any."
+    try:
+        return next(model.parameters()).device
+    except (AttributeError, StopIteration):
+        return torch.device('cpu')
+
+def _items(dataset, idx, get):
+    "(index, `get(index)`) of each index in `idx`; a `DataError` is listed in `dataset.skipped` if it skips errors."
+    for i in idx:
+        try:
+            yield i, get(i)
+        except DataError as e:
+            if getattr(dataset, 'on_error', 'raise') != 'skip':
+                raise
+            dataset.skipped.append((e.path, e.problem))
+
 @torch.no_grad()
-def predict_dataset(model, dataset, sampler=None, batch_size: int = 8, progress: bool = False,
-                    desc: str = 'predict', mode: str | None = None) -> dict:
-    "Maps, masks and seconds per image of `model` on `dataset`; whole images predicted in `mode` (default: model's)."
-    probs, uncs, masks, t0 = [], [], [], time.perf_counter()
+def iter_predictions(model, dataset, sampler=None, batch_size: int = 8, progress: bool = False,
+                     desc: str = 'predict', mode: str | None = None):
+    "(index, prob, uncertainty, mask) of each image of `dataset`: whole native images one at a time, else batches."
     bar = dict(desc=desc, disable=not progress, mininterval=2)
     if _native(dataset):
-        for i in tqdm(range(len(dataset)), unit='image', **bar):
-            rgb, m = dataset.sample(i)
-            p, u = predict_maps(model, rgb, sampler, mode)
-            probs.append(p)
-            uncs.append(u)
-            masks.append(m)
-        secs = (time.perf_counter() - t0) / max(len(dataset), 1)
-        return dict(prob=probs, uncertainty=uncs, mask=masks, seconds_per_image=secs)
-    try:
-        device = next(model.parameters()).device     # images go where the model is
-    except (AttributeError, StopIteration):
-        device = torch.device('cpu')
-    for i in tqdm(range(0, len(dataset), batch_size), unit='batch', **bar):
-        b = torch.utils.data.default_collate([dataset[j] for j in range(i, min(i + batch_size, len(dataset)))])
-        out = model.predict(b['image'].to(device), sampler)
-        probs.append(out['prob'][:, 0].float().cpu().numpy())
-        uncs.append(out['uncertainty'][:, 0].float().cpu().numpy())
-        masks.append(b['mask'][:, 0].numpy() > 0.5)
-    secs = (time.perf_counter() - t0) / max(len(dataset), 1)
-    return dict(prob=np.concatenate(probs), uncertainty=np.concatenate(uncs), mask=np.concatenate(masks),
-                seconds_per_image=secs)
+        for i, (rgb, m) in _items(dataset, tqdm(range(len(dataset)), unit='image', **bar), dataset.sample):
+            yield i, *predict_maps(model, rgb, sampler, mode), m
+        return
+    for start in tqdm(range(0, len(dataset), batch_size), unit='batch', **bar):
+        items = list(_items(dataset, range(start, min(start + batch_size, len(dataset))), dataset.__getitem__))
+        if not items:
+            continue
+        b = torch.utils.data.default_collate([x for _, x in items])
+        out = model.predict(b['image'].to(_device(model)), sampler)
+        prob, unc = out['prob'][:, 0].float().cpu().numpy(), out['uncertainty'][:, 0].float().cpu().numpy()
+        for k, (i, _) in enumerate(items):
+            yield i, prob[k], unc[k], b['mask'][k, 0].numpy() > 0.5
+
+def predict_dataset(model, dataset, sampler=None, batch_size: int = 8, progress: bool = False,
+                    desc: str = 'predict', mode: str | None = None) -> dict:
+    "Maps, masks and seconds per image of `model` on `dataset`, all kept (`evaluate_dataset` keeps only scores)."
+    t0 = time.perf_counter()
+    index, probs, uncs, masks = map(list, zip(*iter_predictions(model, dataset, sampler, batch_size, progress, desc,
+                                                                mode))) if len(dataset) else ([],) * 4
+    stack = (lambda a: a) if _native(dataset) else np.stack
+    return dict(index=index, prob=stack(probs), uncertainty=stack(uncs), mask=stack(masks),
+                seconds_per_image=(time.perf_counter() - t0) / max(len(index), 1))
 
 RESOLUTIONS = ('native', 'network')
 
 def scoring_maps(pred: dict, dataset, resolution: str = 'native', idx=None) -> tuple:
-    "Maps and masks of images `idx` (default: all) of `predict_dataset` output at the size they are scored at, lazily."
+    "Maps and masks of entries `idx` (default: all) of `predict_dataset` output at the size they are scored at, lazily."
     if resolution not in RESOLUTIONS:
         raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')
     idx = range(len(pred['prob'])) if idx is None else idx
     if isinstance(pred['prob'], list) or resolution == 'network' or not hasattr(dataset, 'native_mask'):
         return (pred['prob'][i] for i in idx), (pred['mask'][i] for i in idx)
     # one image at a time: a set of large images never sits in memory at full size
-    return (upsample(pred['prob'][i], dataset.native_shape(i)) for i in idx), (dataset.native_mask(i) for i in idx)
+    at = lambda i: pred.get('index', range(len(pred['prob'])))[i]   # the dataset's index of entry i
+    return ((upsample(pred['prob'][i], dataset.native_shape(at(i))) for i in idx),
+            (dataset.native_mask(at(i)) for i in idx))
 
 def score_predictions(pred: dict, dataset, threshold: float = 0.5, resolution: str = 'native', idx=None) -> dict:
     "`score_maps` of `predict_dataset` output (images `idx`) at `native` sizes (maps resized back) or `network` size."
     return score_maps(*scoring_maps(pred, dataset, resolution, idx), threshold)
 
+# %% ../nbs/16_inference.ipynb #e7a1b2c1
 def evaluate_dataset(model, dataset, sampler=None, batch_size: int = 8, threshold: float = 0.5,
-                     resolution: str = 'native', progress: bool = False) -> dict:
-    "`score_maps` of `model` on `dataset` (see `score_predictions`), plus seconds per image."
-    p = predict_dataset(model, dataset, sampler, batch_size, progress)
-    return dict(score_predictions(p, dataset, threshold, resolution), seconds_per_image=p['seconds_per_image'])
+                     resolution: str = 'native', progress: bool = False, desc: str = 'evaluate',
+                     keep=()) -> dict:   # indices of the images whose maps are returned (in `maps`)
+    "Metrics of `model` on `dataset` scored image by image as predicted, with per-image `rows` and seconds per image."
+    if resolution not in RESOLUTIONS:
+        raise ValueError(f'resolution={resolution!r}; choose one of {RESOLUTIONS}')
+    rescale = resolution == 'native' and not _native(dataset) and hasattr(dataset, 'native_mask')
+    rows, maps, t0 = [], {}, time.perf_counter()
+    for i, p, u, m in iter_predictions(model, dataset, sampler, batch_size, progress, desc):
+        if i in keep:
+            maps[i] = dict(prob=p, uncertainty=u, mask=m)
+        if rescale:   # a resized prediction is scored against the mask at the image's own size
+            p, m = upsample(p, dataset.native_shape(i)), dataset.native_mask(i)
+        rows.append(dict(image_row(p, m, threshold), index=i))
+    secs = (time.perf_counter() - t0) / max(len(rows), 1)
+    return dict(summarize(rows, threshold), seconds_per_image=secs, rows=rows, maps=maps)

@@ -9,8 +9,8 @@ import cv2
 from scipy.stats import rankdata
 
 # %% auto #0
-__all__ = ['pixel_f1', 'pixel_iou', 'pixel_auc', 'image_score', 'image_metrics', 'score_maps', 'upsample', 'per_image_f1',
-           'paired_bootstrap']
+__all__ = ['CHUNK', 'EXACT_AUC_PIXELS', 'AUC_BINS', 'pixel_f1', 'pixel_iou', 'pixel_auc', 'image_row', 'all_manipulated',
+           'image_score', 'image_metrics', 'summarize', 'score_maps', 'upsample', 'per_image_f1', 'paired_bootstrap']
 
 # %% ../nbs/06_metrics.ipynb #74e83895
 def _counts(pred, gt):
@@ -40,6 +40,54 @@ def pixel_auc(prob, gt) -> float:
     if npos == 0 or nneg == 0: return float('nan')
     return float((rankdata(s)[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
 
+# %% ../nbs/06_metrics.ipynb #r0w5c0r2
+CHUNK = 1 << 20              # pixels scored at a time
+EXACT_AUC_PIXELS = 1 << 22   # pixel AUC from ranks up to this many pixels (4 MP), from histograms above
+AUC_BINS = 1 << 20           # histogram bins of the scores in [0, 1] above that size
+
+def _binned_auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    "Mann-Whitney AUC from histograms of positive and negative scores over the same bins (ties within a bin: half)."
+    below = np.cumsum(neg) - neg
+    return float((pos * (below + 0.5 * neg)).sum() / (pos.sum() * neg.sum()))
+
+def image_row(prob, gt, threshold: float = 0.5) -> dict:
+    "Per-image numbers of map `prob` against boolean mask `gt` (same shape), computed `CHUNK` pixels at a time."
+    p, g = np.asarray(prob), np.asarray(gt, bool)
+    if p.shape != g.shape: raise ValueError(f'map is {p.shape}, ground truth {g.shape}')
+    p, g = p.reshape(len(p), -1) if p.ndim > 1 else p[None], g.reshape(len(g), -1) if g.ndim > 1 else g[None]
+    binned = g.size > EXACT_AUC_PIXELS
+    hist = np.zeros((2, AUC_BINS if binned else 1), np.int64)
+    tp = fp = fn = pos = 0
+    top = -np.inf
+    step = max(1, CHUNK // max(1, g.shape[1]))
+    for y in range(0, len(g), step):
+        pc, gc = p[y:y + step].astype(np.float32), g[y:y + step]
+        b = pc > threshold
+        tp += np.count_nonzero(b & gc)
+        fp += np.count_nonzero(b & ~gc)
+        fn += np.count_nonzero(~b & gc)
+        pos += np.count_nonzero(gc)
+        top = max(top, float(pc.max()))
+        if binned:
+            k = np.clip((pc * AUC_BINS).astype(np.int64), 0, AUC_BINS - 1)
+            hist[0] += np.bincount(k[gc], minlength=AUC_BINS)
+            hist[1] += np.bincount(k[~gc], minlength=AUC_BINS)
+    row = dict(score=top, manipulated=pos > 0, pixels=g.size, positives=pos)
+    if not pos:
+        return dict(row, f1=None, permuted_f1=None, iou=None, auc=None)
+    tn = g.size - tp - fp - fn
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    auc = pixel_auc(p, g) if not binned else _binned_auc(*hist) if tn + fp else float('nan')
+    return dict(row, f1=f1, permuted_f1=max(f1, 2 * fn / (2 * fn + tn + tp)), iou=tp / (tp + fp + fn), auc=auc)
+
+def all_manipulated(row: dict) -> dict:
+    "The row that the all-manipulated predictor (a map of ones) gets on the image that gave `row`."
+    n, k = row['pixels'], row['positives']
+    if not k:
+        return dict(row, score=1.0)
+    return dict(row, score=1.0, f1=2 * k / (k + n), permuted_f1=2 * k / (k + n), iou=k / n,
+                auc=0.5 if k < n else float('nan'))
+
 # %% ../nbs/06_metrics.ipynb #e2807f05
 def image_score(prob) -> float:
     "Image-level manipulation score of a probability map: its maximum (IMDL-BenCo's reduction)."
@@ -51,23 +99,23 @@ def image_metrics(scores, labels, threshold: float = 0.5) -> dict:
     if y.all() or not y.any(): return dict(image_auc=None, image_accuracy=None)
     return dict(image_auc=pixel_auc(s, y), image_accuracy=float(((s > threshold) == y).mean()))
 
+def summarize(rows, threshold: float = 0.5) -> dict:
+    "Metrics of a set from its `image_row`s: pixel ones mean over manipulated images, image ones over all."
+    rows = list(rows)
+    man = [r for r in rows if r['manipulated']]
+    out = dict(pixel_f1=None, permuted_f1=None, pixel_iou=None, pixel_auc=None)
+    if man:
+        auc = np.array([r['auc'] for r in man], np.float64)
+        out = dict(pixel_f1=float(np.mean([r['f1'] for r in man])),
+                   permuted_f1=float(np.mean([r['permuted_f1'] for r in man])),
+                   pixel_iou=float(np.mean([r['iou'] for r in man])),
+                   pixel_auc=float(np.nanmean(auc)) if not np.isnan(auc).all() else None)
+    return dict(out, n_manipulated=len(man), n_authentic=len(rows) - len(man),
+                **image_metrics([r['score'] for r in rows], [r['manipulated'] for r in rows], threshold))
+
 def score_maps(probs, gts, threshold: float = 0.5) -> dict:
     "Field-standard metrics of maps vs masks (any sizes): pixel ones mean over manipulated images, image ones over all."
-    rows, scores, labels = [], [], []
-    for p, g in zip(probs, gts, strict=True):
-        p, g = np.asarray(p, np.float32), np.asarray(g, bool)
-        scores.append(image_score(p))
-        labels.append(bool(g.any()))
-        if not labels[-1]: continue
-        b = p > threshold
-        rows.append((pixel_f1(b, g), max(pixel_f1(b, g), pixel_f1(~b, g)), pixel_iou(b, g), pixel_auc(p, g)))
-    out = dict(pixel_f1=None, permuted_f1=None, pixel_iou=None, pixel_auc=None)
-    if rows:
-        f1, pf1, iou, auc = np.array(rows).T
-        out = dict(pixel_f1=float(f1.mean()), permuted_f1=float(pf1.mean()), pixel_iou=float(iou.mean()),
-                   pixel_auc=float(np.nanmean(auc)) if not np.isnan(auc).all() else None)
-    return dict(out, n_manipulated=len(rows), n_authentic=len(labels) - len(rows),
-                **image_metrics(scores, labels, threshold))
+    return summarize([image_row(p, g, threshold) for p, g in zip(probs, gts, strict=True)], threshold)
 
 # %% ../nbs/06_metrics.ipynb #8c652b80
 def upsample(prob, hw) -> np.ndarray:

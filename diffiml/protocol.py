@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from .data import DataError, Pair, read_pairs, write_pairs
+from .data import DataError, Pair, read_pairs, write_atomic, write_pairs
 from .synthesis import write_synthetic, bsds_items
 from .augment import IMLDataset
 
@@ -132,7 +132,7 @@ def write_protocol(spec: dict, resolved: dict, out_dir, n_val: int = 64, seed: i
     write_pairs(sets[study][0], out/'test.json')
     rec = dict(protocol=spec['name'], per_source=spec['per_source'], train=train,
                val_invert_masks=val[0][1] if val else False, tests=tests, study_set=study, skipped=resolved['skipped'])
-    (out/'protocol.json').write_text(json.dumps(rec, indent=1))
+    write_atomic(out/'protocol.json', json.dumps(rec, indent=1))
     return rec
 
 # %% ../nbs/12_protocol.ipynb #8fdecb1c
@@ -204,8 +204,8 @@ def write_paths_file(entries: dict, path, overwrite: bool = False) -> Path:
     "Write a datasets paths file (YAML) from {name: {path, invert_masks}}; an existing file is kept unless `overwrite`."
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ProtocolError(f'{path}: exists; it may hold your dataset paths (pass overwrite to replace it)')
+        raise ProtocolError(f'{path}: exists; it may hold your dataset paths (pass --overwrite, or overwrite=True in Python, to replace it)')
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(yaml.safe_dump({k: (v['path'] if not v['invert_masks'] else v) for k, v in entries.items()},
-                                   sort_keys=False))
+    write_atomic(path, yaml.safe_dump({k: (v['path'] if not v['invert_masks'] else v) for k, v in entries.items()},
+                                      sort_keys=False))   # the user's file: replaced whole or not at all
     return path

@@ -25,7 +25,7 @@ def make_scheduler(name: str = 'DDIMScheduler', **overrides):
 
 # %% ../nbs/14_sampler.ipynb #da496c8f
 SAMPLERS = dict(
-    default=dict(steps=1, ensemble=1, tta=False),   # the sampler study's cheapest setting within 0.01 F1 of its best
+    default=dict(steps=1, ensemble=1, tta=False),   # one network pass (the study's pick is in reports/sampler)
     paper=dict(steps=8, ensemble=5, tta=True),      # the paper's: 80 score-network passes per image
 )
 

@@ -134,3 +134,17 @@ def test_profile_switch_is_one_edit_that_dvc_sees(dvc_repo):
     assert changed_stages(run) == {s for s in STAGES if stage_settings(P, s, 'smoke') != stage_settings(P, s, 'default')}
     set_profile(root/'params.yaml', 'default')
     assert (root/'params.yaml').read_text() == before and changed_stages(run) == set()
+
+def test_a_path_with_spaces_and_quotes_reaches_the_notebook_intact(tmp_path):
+    "No value goes through a shell: a params.yaml path with a space and quotes arrives in the notebook as written."
+    from papermill.translators import PythonTranslator
+    from diffiml.config import load_yaml as read_yaml
+    odd = "my datasets/it's a \"list\" ; rm -rf x.yaml"
+    text = (REPO/'params.yaml').read_text().replace('paths_file: local/datasets.yaml', f"paths_file: '{odd.replace(chr(39), 2 * chr(39))}'")
+    (tmp_path/'params.yaml').write_text(text)
+    s = stage_settings(read_params(tmp_path/'params.yaml'), 'prepare_data')
+    assert s['paths_file'] == odd and read_yaml(text)['prepare_data']['paths_file'] == odd
+    cell = PythonTranslator.codify(dict(paths_file=s['paths_file']))
+    scope = {}
+    exec(cell, scope)
+    assert scope['paths_file'] == odd

@@ -1,6 +1,6 @@
 """`diffiml predict` as a new user runs it: the three maps per image for the real samples, and a folder of bad and
 awkward inputs (corrupt JPEG, text file named .png, 16-bit TIFF, 4000x3000 JPEG) handled without a crash."""
-import io, json, subprocess
+import io, json, shutil, subprocess
 from pathlib import Path
 import numpy as np
 import pytest, torch
@@ -136,3 +136,62 @@ def test_counts_must_be_positive(ckpt, tmp_path):
                             opt, '0'], capture_output=True, text=True, timeout=600)
         assert r.returncode == 2 and f'argument {opt}' in r.stderr and 'Traceback' not in r.stderr
         assert not (tmp_path/'o').exists()
+
+def test_evaluate_takes_the_field_quirks_and_names_what_it_skips(ckpt, tmp_path, data_dir):
+    "A mask of another size (--mask-mismatch resize), an image with no mask and a truncated one: scored, or named."
+    src = tmp_path/'set'
+    shutil.copytree(data_dir/'samples'/'casia1', src)
+    tp, gt = sorted((src/'Tp').iterdir()), sorted((src/'Gt').iterdir())
+    m = Image.open(gt[0])
+    m.resize((m.width // 2, m.height // 2)).save(gt[0])                        # half the size of its image
+    gt[1].unlink()                                                              # an image with no mask
+    tp[2].write_bytes(tp[2].read_bytes()[:-4000])                               # header intact, the end cut
+    out = tmp_path/'m.json'
+    run = lambda *a: subprocess.run(['diffiml', 'evaluate', '--checkpoint', str(ckpt), '--data', str(src), '--out',
+                                     str(out), '--steps', '1', *a], capture_output=True, text=True, timeout=600)
+    r = run('--skip-unpaired')
+    assert r.returncode == 2 and gt[0].name in r.stderr and '--mask-mismatch' in r.stderr and not out.exists()
+    r = run('--skip-unpaired', '--mask-mismatch', 'resize', '--skip-unreadable')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr[-2000:]   # done, but not every image scored
+    res = json.loads(out.read_text())                                           # standard JSON: no NaN
+    assert sorted(Path(s['path']).name for s in res['skipped']) == sorted([tp[1].name, tp[2].name])
+    assert res['n_manipulated'] == 2 and [Path(x['image']).name for x in res['per_image']] == [tp[0].name, tp[3].name]
+    assert tp[1].name in r.stderr and tp[2].name in r.stderr and 'corrupt or truncated' in r.stderr
+
+def test_sigkill_then_resume_equals_an_uninterrupted_run_and_overwrite_never_mixes(ckpt, tmp_path):
+    "SIGKILL mid-run: --resume ends with the same files as a run never cut; a killed --overwrite rerun leaves the old."
+    import signal, time
+    src = tmp_path/'in'
+    src.mkdir()
+    for k in range(4):
+        Image.fromarray(np.random.default_rng(k).integers(0, 255, (256, 320, 3), dtype=np.uint8)).save(src/f'im{k}.png')
+    cmd = lambda out, *a: ['diffiml', 'predict', '--checkpoint', str(ckpt), '--out', str(out), '--sampler', 'paper',
+                           '--mode', 'native', str(src), *a]
+    files = lambda d: {f.name: f.read_bytes() for f in sorted(d.iterdir()) if f.suffix == '.png'}
+    records = lambda d: [{k: v for k, v in x.items() if k != 'seconds'}
+                         for x in json.loads((d/'predictions.json').read_text())['predictions']]
+
+    def killed(c):   # run `c` until it has finished one image, then SIGKILL it
+        p, t0 = subprocess.Popen(c, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), time.time()
+        log = Path(c[c.index('--out') + 1])/'.diffiml-partial'/'done.jsonl'
+        while not (log.exists() and log.read_text().count('\n') >= 1) and p.poll() is None and time.time() - t0 < 300:
+            time.sleep(0.05)
+        assert p.poll() is None, 'the run ended before it could be killed'
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+
+    ref, out = tmp_path/'ref', tmp_path/'out'
+    assert subprocess.run(cmd(ref), capture_output=True, timeout=600).returncode == 0
+    killed(cmd(out))
+    assert sorted(f.name for f in out.iterdir()) == ['.diffiml-partial']        # nothing published by the cut run
+    r = subprocess.run(cmd(out, '--resume'), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert files(out) == files(ref) and records(out) == records(ref)            # byte for byte, record for record
+    killed(cmd(out, '--overwrite', '--threshold', '0.2'))
+    assert files(out) == files(ref) and records(out) == records(ref)            # the old run, whole: no mix
+    r = subprocess.run(cmd(out, '--overwrite', '--threshold', '0.2'), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 2 and '--resume' in r.stderr                         # the cut rerun is named, not lost
+    r = subprocess.run(cmd(out, '--overwrite', '--threshold', '0.2', '--resume'), capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 0 and json.loads((out/'predictions.json').read_text())['threshold'] == 0.2, r.stderr[-2000:]
+    assert not (out/'.diffiml-partial').exists()
