@@ -34,9 +34,10 @@ def evaluate_checkpoint(checkpoint, data, sampler: Sampler | None = None, mode: 
     r = evaluate_dataset(model, ds, sampler, batch_size, threshold, resolution, progress)
     rows, _ = r.pop('rows'), r.pop('maps')
     skipped = [(p, 'no mask in Gt/') for p in unpaired] + ds.skipped
-    return dict(r, per_image=[_per_image(ds.pairs[x['index']], x) for x in rows], model=type(model).__name__, checkpoint=str(checkpoint), data=str(data), mode=res['mode'],
-                size=res['size'], resolution=resolution, threshold=threshold, invert_masks=invert_masks,
-                mask_mismatch=mask_mismatch, sampler=sampler.settings() if sampler else None,
+    per_image = [_per_image(ds.pairs[x['index']], x) for x in rows]
+    return dict(r, per_image=per_image, model=type(model).__name__, checkpoint=str(checkpoint), data=str(data),
+                mode=res['mode'], size=res['size'], resolution=resolution, threshold=threshold,
+                invert_masks=invert_masks, mask_mismatch=mask_mismatch, sampler=sampler.settings() if sampler else None,
                 trained_with=model.trained_with, skipped=[dict(path=str(p), problem=w) for p, w in skipped])
 
 def _per_image(pair, row: dict) -> dict:

@@ -140,7 +140,8 @@ def test_a_path_with_spaces_and_quotes_reaches_the_notebook_intact(tmp_path):
     from papermill.translators import PythonTranslator
     from diffiml.config import load_yaml as read_yaml
     odd = "my datasets/it's a \"list\" ; rm -rf x.yaml"
-    text = (REPO/'params.yaml').read_text().replace('paths_file: local/datasets.yaml', f"paths_file: '{odd.replace(chr(39), 2 * chr(39))}'")
+    quoted = odd.replace("'", "''")   # YAML single quotes: a quote is doubled
+    text = (REPO/'params.yaml').read_text().replace('paths_file: local/datasets.yaml', f"paths_file: '{quoted}'")
     (tmp_path/'params.yaml').write_text(text)
     s = stage_settings(read_params(tmp_path/'params.yaml'), 'prepare_data')
     assert s['paths_file'] == odd and read_yaml(text)['prepare_data']['paths_file'] == odd
