@@ -4,8 +4,10 @@
 
 # %% ../nbs/09_benchmark.ipynb #1db2b95c
 from __future__ import annotations
-import platform, tempfile, time
+import platform, statistics, tempfile, time
 import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
 import json, subprocess, sys
 from pathlib import Path
 from .data import read_pairs
@@ -18,7 +20,8 @@ from .config import read_params, stage_settings, build_model, data_view
 TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
-__all__ = ['TRAINING', 'time_training', 'time_sampling', 'benchmark_profile', 'prediction_memory', 'data_memory']
+__all__ = ['TRAINING', 'CAT_SIZES', 'time_training', 'time_sampling', 'benchmark_profile', 'machine_rates', 'time_parts',
+           'prediction_memory', 'data_memory']
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
@@ -95,20 +98,93 @@ def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsd
                               sampler_steps=sampler.steps, ensemble=sampler.ensemble, tta=sampler.tta,
                               solver=sampler.solver))
 
+# %% ../nbs/09_benchmark.ipynb #e3a9c0d1
+def _median_s(f, repeats: int) -> float:
+    "Median seconds of `repeats` calls of `f`, after one warm-up call."
+    f()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+@torch.inference_mode()
+def machine_rates(repeats: int = 5) -> dict:
+    "GFLOP/s of a 64-channel 3x3 convolution (batch 4, 128x128, channels-last) and a 1024^3 matrix product, fp32."
+    x = torch.randn(4, 64, 128, 128).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(64, 64, 3, 3)
+    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
+    conv, mm = 2 * x.numel() * 64 * 9 / 1e9, 2 * 1024**3 / 1e9
+    return dict(conv_gflop_s=conv / _median_s(lambda: F.conv2d(x, w, padding=1), repeats),
+                matmul_gflop_s=mm / _median_s(lambda: a @ b, repeats))
+
+# %% ../nbs/09_benchmark.ipynb #e3a9c0d2
+def _parts(model, baseline, image, batches) -> dict:
+    "name -> (images per call, call) of the baseline and of DiffIML's parts on `image` (1, 3, H, W)."
+    cond = model.encoder(image)
+    t = torch.tensor([model.scheduler.config.num_train_timesteps - 1])
+    z = torch.randn(1, model.score.config.latent_channels, *cond.shape[-2:], generator=torch.Generator().manual_seed(0))
+    parts = {'baseline': (1, lambda: baseline.predict(image)), 'encoder': (1, lambda: model.encoder(image))}
+    for b in batches:
+        zb, cb, tb = z.repeat(b, 1, 1, 1), cond.repeat(b, 1, 1, 1), t.repeat(b)
+        parts[f'score pass, batch {b}'] = (b, lambda zb=zb, tb=tb, cb=cb: model.score(zb, tb, cb))
+    parts['decoder'] = (1, lambda: model.vae.decode(z[:, :model.vae.config.latent_channels]))
+    parts['DiffIML 1x1'] = (1, lambda: Sampler()(model, image))
+    return parts
+
+@torch.inference_mode()
+def time_parts(model, baseline, image, batches=(1, 5, 10), repeats: int = 5, rates: dict | None = None) -> list:
+    "Rows of interleaved median ms, GFLOPs and GFLOP/s per image of the baseline and of DiffIML's parts on `image`."
+    model, baseline = model.eval(), baseline.eval()
+    parts, rates = _parts(model, baseline, image, batches), rates or machine_rates()
+    gflops, times = {}, {name: [] for name in parts}
+    for name, (n, call) in parts.items():   # counts the operations; also the warm-up
+        with FlopCounterMode(display=False) as fc:
+            call()
+        gflops[name] = fc.get_total_flops() / n / 1e9
+    for _ in range(repeats):
+        for name, (n, call) in parts.items():
+            t0 = time.perf_counter()
+            call()
+            times[name].append((time.perf_counter() - t0) / n)
+    ms = {name: 1000 * statistics.median(v) for name, v in times.items()}
+    inside = ('encoder', 'score pass, batch 1', 'decoder')
+    ms['sampler overhead'] = ms['DiffIML 1x1'] - sum(ms[k] for k in inside)
+    gflops['sampler overhead'] = max(gflops['DiffIML 1x1'] - sum(gflops[k] for k in inside), 0.0)
+    rows = []
+    for name in ms:
+        rate = gflops[name] / ms[name] * 1000 if ms[name] > 0 else float('nan')
+        rows.append(dict(part=name, ms_per_image=ms[name], gflops=gflops[name], gflop_s=rate,
+                         vs_baseline=ms[name] / ms['baseline'], of_conv_rate=rate / rates['conv_gflop_s'],
+                         of_matmul_rate=rate / rates['matmul_gflop_s']))
+    return rows
+
 # %% ../nbs/09_benchmark.ipynb #f0e1d2c1
-_PROBE = """
+_MIB = """
 import json, sys, time
 from pathlib import Path
 import numpy as np, torch
-from diffiml.inference import load_model
-from diffiml.predict import predict_image
-from diffiml.sampler import Sampler
 def mib(field):
     line = next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith(field + ':'))
     return int(line.split()[1]) / 1024
-torch.set_num_threads(int(sys.argv[4]))
-model = load_model(sys.argv[1]).eval()
-h, w = int(sys.argv[2]), int(sys.argv[3])
+arg = json.loads(sys.argv[1])
+torch.set_num_threads(arg['threads'])
+"""
+
+def _run_probe(code: str, what: str, **arg) -> dict:
+    "The JSON that probe `code` (after `_MIB`'s header) prints last, run in a fresh process with `arg`."
+    r = subprocess.run([sys.executable, '-c', _MIB + code, json.dumps(arg)], capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f'{what} failed: {r.stderr.strip().splitlines()[-1]}')
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+_PROBE = """
+from diffiml.inference import load_model
+from diffiml.predict import predict_image
+from diffiml.sampler import Sampler
+model = load_model(arg['checkpoint']).eval()
+h, w = arg['height'], arg['width']
 img = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
 Path('/proc/self/clear_refs').write_text('5')     # reset the peak (VmHWM) to what is resident now
 loaded = mib('VmRSS')
@@ -119,25 +195,12 @@ print(json.dumps(dict(height=h, width=w, seconds=time.perf_counter() - t0, loade
 
 def prediction_memory(checkpoint, sizes=((750, 1000), (1500, 2000), (3000, 4000)), threads: int | None = None) -> list:
     "Peak RSS (MiB) and seconds of predicting one image of each (height, width) in `sizes`, each in a fresh process."
-    rows = []
-    for h, w in sizes:
-        r = subprocess.run([sys.executable, '-c', _PROBE, str(checkpoint), str(h), str(w),
-                            str(threads or torch.get_num_threads())], capture_output=True, text=True)
-        if r.returncode:
-            raise RuntimeError(f'prediction_memory: {w}x{h} failed: {r.stderr.strip().splitlines()[-1]}')
-        rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
-    return rows
+    return [_run_probe(_PROBE, f'prediction_memory: {w}x{h}', checkpoint=str(checkpoint), height=h, width=w,
+                       threads=threads or torch.get_num_threads()) for h, w in sizes]
 
 # %% ../nbs/09_benchmark.ipynb #d4a7e0c1
 _DATA_PROBE = """
-import json, sys, time
-from pathlib import Path
-import numpy as np, torch
-def mib(field):
-    line = next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith(field + ':'))
-    return int(line.split()[1]) / 1024
-case, arg = sys.argv[1], json.loads(sys.argv[2])
-torch.set_num_threads(arg['threads'])
+case = arg['case']
 from diffiml.data import read_pairs
 from diffiml.augment import IMLDataset
 from diffiml.baseline import Baseline
@@ -166,6 +229,14 @@ elif case == 'epoch':
 elif case == 'evaluate':
     r = evaluate_dataset(model.eval(), IMLDataset(read_pairs(arg['pairs']), size=None))
     extra = dict(pixel_f1=r['pixel_f1'])
+elif case == 'protocol':   # prepare_data under a paper protocol, then the first training batch
+    from diffiml.protocol import resolve_protocol, write_protocol, train_dataset
+    paths = {k: dict(path=v, invert_masks=False) for k, v in arg['lists'].items()}
+    write_protocol(arg['spec'], resolve_protocol(arg['spec'], paths), arg['out'], n_val=256)
+    prepared = time.perf_counter() - t0
+    ds = train_dataset(arg['out'], dict(size=None, crop=128, grid=8))
+    next(iter(torch.utils.data.DataLoader(ds, batch_size=16, shuffle=True)))
+    extra = dict(prepare_s=prepared, epoch_items=len(ds))
 else:
     extra = dict(f1=image_row(prob, mask)['f1'])
 print(json.dumps(dict(case=case, n=arg.get('n'), seconds=time.perf_counter() - t0, loaded_mib=loaded,
@@ -189,25 +260,38 @@ def _standin_pairs(folder: Path, n_files: int) -> list[list[str]]:
         pairs.append([f'{k}.jpg', f'{k}_mask.png'])
     return pairs
 
+CAT_SIZES = dict(casia2=12_614, fantastic_reality=36_015, imd2020=2_010, tampcoco=800_000, compraise=24_462,
+                 casia1=920, columbia=180, coverage=100, nist16=564)   # images per set of protocol CAT, as published
+
+def _protocol_arg(tmp: Path, files: list, scale: float) -> dict:
+    "Probe arguments of protocol CAT on stand-in lists of `scale` x the published sizes (at least 2 pairs each)."
+    spec = dict(name='cat', train=['casia2', 'fantastic_reality', 'imd2020', 'tampcoco', 'compraise'],
+                test=['casia1', 'columbia', 'coverage', 'nist16'], generative=[], per_source=1800)
+    lists = {}
+    for name, n in CAT_SIZES.items():
+        lists[name] = str(tmp/f'cat_{name}.json')
+        Path(lists[name]).write_text(json.dumps([files[i % len(files)] for i in range(max(2, round(n * scale)))]))
+    return dict(spec=spec, lists=lists, out=str(tmp/'prepared'))
+
 def data_memory(open_pairs=(10_000, 100_000), epoch: int = 10_000, evaluate=(400, 4_000), score=(8000, 8000),
-                n_files: int = 8, threads: int | None = None, work_dir=None) -> list:
+                protocol: float = 1.0, n_files: int = 8, threads: int | None = None, work_dir=None) -> list:
     "Seconds and peak RSS (MiB) of opening, training on, evaluating and scoring data at scale, each in a fresh process."
     cases = [('open', n) for n in open_pairs] + ([('epoch', epoch)] if epoch else [])
     cases += [('evaluate', n) for n in evaluate] + ([('score', 0)] if score else [])
+    cases += [('protocol', 0)] if protocol else []
     rows = []
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         tmp = Path(tmp)
         files = _standin_pairs(tmp, n_files)
         for case, n in cases:
-            arg = dict(threads=threads or torch.get_num_threads(), n=n or None)
-            if n:
+            arg = dict(case=case, threads=threads or torch.get_num_threads(), n=n or None)
+            if case == 'protocol':
+                arg.update(_protocol_arg(tmp, files, protocol))
+                arg['n'] = sum(len(json.loads(Path(f).read_text())) for f in arg['lists'].values())
+            elif n:
                 arg['pairs'] = str(tmp/f'{n}.json')
                 (tmp/f'{n}.json').write_text(json.dumps([files[i % n_files] for i in range(n)]))
             else:
                 arg.update(height=score[0], width=score[1])
-            r = subprocess.run([sys.executable, '-c', _DATA_PROBE, case, json.dumps(arg)], capture_output=True,
-                               text=True)
-            if r.returncode:
-                raise RuntimeError(f'data_memory: {case} failed: {r.stderr.strip().splitlines()[-1]}')
-            rows.append(json.loads(r.stdout.strip().splitlines()[-1]))
+            rows.append(_run_probe(_DATA_PROBE, f'data_memory: {case}', **arg))
     return rows

@@ -10,7 +10,7 @@ from .config import ConfigError, read_params, set_profile, run_stage
 from .data import write_atomic
 
 # %% auto #0
-__all__ = ['main']
+__all__ = ['TIMING', 'main']
 
 # %% ../nbs/08_cli.ipynb #1ce7f4f4
 def _positive(text: str) -> int:
@@ -32,9 +32,15 @@ def _writable(out: Path, overwrite: bool, hint: str = 'pass --overwrite to repla
     if not os.access(out.parent, os.W_OK | os.X_OK):
         raise ConfigError(f'{out.parent}: folder not writable for --out')
 
+TIMING = dict(profile=None, params='params.yaml', data='data/bsds500', steps=50, warmup=10, images=64, workers=0)
+
 def _data_memory(a) -> int:
     "`diffiml benchmark --memory`: print (and write) `data_memory`'s figures at the paper's scale."
     from diffiml.benchmark import data_memory
+    given = [f'--{k}' for k, v in TIMING.items() if getattr(a, k) != v]
+    if given:
+        raise ConfigError(f"benchmark --memory takes only --out; {', '.join(given)} set the training timing, "
+                          'which --memory does not run (drop them, or drop --memory)')
     rows = data_memory()
     print(f"{'case':10}{'images':>9}{'seconds':>10}{'MiB before':>12}{'peak MiB':>10}")
     for r in rows:
@@ -179,17 +185,22 @@ def _args(argv=None) -> argparse.Namespace:
                         description='Train each stage of a profile for a few steps on synthetic manipulations at its '
                                     'resolution; print images/s, ms/step, peak GPU memory and sampling seconds/image.')
     bp.add_argument('--profile', help='profile to time (default: the values params.yaml holds now)')
-    bp.add_argument('--params', default='params.yaml', help='the params file (default: ./params.yaml)')
-    bp.add_argument('--data', default='data/bsds500',
+    bp.add_argument('--params', default=TIMING['params'], help='the params file (default: ./params.yaml)')
+    bp.add_argument('--data', default=TIMING['data'],
                     help='BSDS500 folder to synthesize samples from (default: data/bsds500)')
-    bp.add_argument('--steps', type=_positive, default=50, help='timed training steps per stage (default: 50)')
-    bp.add_argument('--warmup', type=int, default=10, help='untimed steps before them (default: 10)')
-    bp.add_argument('--images', type=_positive, default=64, help='synthetic training images (default: 64)')
-    bp.add_argument('--workers', type=int, default=0, help='DataLoader worker processes (default: 0)')
+    bp.add_argument('--steps', type=_positive, default=TIMING['steps'],
+                    help='timed training steps per stage (default: %(default)s)')
+    bp.add_argument('--warmup', type=int, default=TIMING['warmup'],
+                    help='untimed steps before them (default: %(default)s)')
+    bp.add_argument('--images', type=_positive, default=TIMING['images'],
+                    help='synthetic training images (default: %(default)s)')
+    bp.add_argument('--workers', type=int, default=TIMING['workers'],
+                    help='DataLoader worker processes (default: %(default)s)')
     bp.add_argument('--out', help='also write the figures to this JSON file (must not exist)')
     bp.add_argument('--memory', action='store_true',
                     help='instead: peak memory of opening 10,000 and 100,000 pairs, one epoch of 10,000 streamed '
-                         'images, evaluating 400 and 4,000 images at 512 px, and scoring a 64 MP pair')
+                         'images, evaluating 400 and 4,000 images at 512 px, scoring a 64 MP pair, and prepare_data '
+                         "under protocol CAT on stand-ins of its published sizes (875,000 training pairs)")
     ep = sub.add_parser('evaluate',
                         help='score a DiffIML or baseline checkpoint on a test set (pixel F1, IoU, AUC, ...)',
                         description='Predict every image of a test set with a checkpoint and write the field-standard '

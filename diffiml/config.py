@@ -96,7 +96,8 @@ SHARED = dict(
     ablations=dict(_TRAIN, inverted_sets='evaluate.inverted_sets'),
     report=dict(profile='profile'),
 )
-READS = dict(prepare_data=('protocols',), ablations=('train_vae', 'train_diffiml', 'train_baseline'))
+READS = dict(prepare_data=('protocols',), ablations=('train_vae', 'train_diffiml', 'train_baseline'),
+             efficiency=('train_vae', 'train_diffiml', 'train_baseline'))   # the paper configuration's models
 
 def _value(p: dict, key: str, profile: str | None = None):
     "Value of dotted `key` (`section.key` or a top-level key) under `profile`."

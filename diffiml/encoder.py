@@ -33,7 +33,7 @@ RESNET_PRESETS = {
 }
 
 def mit_config(backbone: str) -> SegformerConfig | ResNetConfig:
-    "transformers config of a preset: MiT (`mit-tiny`, `mit-b0` ... `mit-b5`) or ResNet (`resnet-tiny`, `resnet-small`, `resnet-18`)."
+    "transformers config of a preset: MiT (`mit-tiny`, `mit-b0` ... `mit-b5`) or ResNet (`resnet-tiny` ... `resnet-18`)"
     if backbone in MIT_PRESETS: return SegformerConfig(**MIT_PRESETS[backbone])
     if backbone in RESNET_PRESETS: return ResNetConfig(**RESNET_PRESETS[backbone], downsample_in_first_stage=False)
     raise ValueError(f'unknown backbone {backbone!r}; choose one of {", ".join([*MIT_PRESETS, *RESNET_PRESETS])}')
@@ -119,6 +119,8 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         s = self.config.downsample
         if H % 32 or W % 32:
             raise ValueError(f'image size {W}x{H} must be a multiple of 32 (the backbone stride)')
+        if not hasattr(self, 'mit'):   # ResNet: channels-last activations, the layout oneDNN's convolutions prefer
+            images = images.contiguous(memory_format=torch.channels_last)
         x = (images - self.mean) / self.std
         if hasattr(self, 'mit'):
             if self.stem is not None:

@@ -180,9 +180,9 @@ def predict_dataset(model, dataset, sampler=None, batch_size: int = 8, progress:
                     desc: str = 'predict', mode: str | None = None) -> dict:
     "Maps, masks and seconds per image of `model` on `dataset`, all kept (`evaluate_dataset` keeps only scores)."
     t0 = time.perf_counter()
-    index, probs, uncs, masks = map(list, zip(*iter_predictions(model, dataset, sampler, batch_size, progress, desc,
-                                                                mode))) if len(dataset) else ([],) * 4
-    stack = (lambda a: a) if _native(dataset) else np.stack
+    done = list(iter_predictions(model, dataset, sampler, batch_size, progress, desc, mode))
+    index, probs, uncs, masks = (list(c) for c in zip(*done)) if done else ([], [], [], [])   # none: all skipped
+    stack = (lambda a: a) if _native(dataset) or not done else np.stack
     return dict(index=index, prob=stack(probs), uncertainty=stack(uncs), mask=stack(masks),
                 seconds_per_image=(time.perf_counter() - t0) / max(len(index), 1))
 

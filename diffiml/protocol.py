@@ -204,7 +204,8 @@ def write_paths_file(entries: dict, path, overwrite: bool = False) -> Path:
     "Write a datasets paths file (YAML) from {name: {path, invert_masks}}; an existing file is kept unless `overwrite`."
     path = Path(path)
     if path.exists() and not overwrite:
-        raise ProtocolError(f'{path}: exists; it may hold your dataset paths (pass --overwrite, or overwrite=True in Python, to replace it)')
+        raise ProtocolError(f'{path}: exists; it may hold your dataset paths (pass --overwrite, or overwrite=True in '
+                            'Python, to replace it)')
     path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(path, yaml.safe_dump({k: (v['path'] if not v['invert_masks'] else v) for k, v in entries.items()},
                                       sort_keys=False))   # the user's file: replaced whole or not at all

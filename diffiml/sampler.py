@@ -86,7 +86,8 @@ class Sampler:
         "Probability and uncertainty maps (B, 1, H, W) for images (B, 3, H, W) in [0, 1]."
         B = images.shape[0]
         views = torch.cat([images, images.flip(-1)]) if self.tta else images
-        cond = model.encoder(views).repeat_interleave(self.ensemble, 0)
+        cond = model.encoder(views)
+        cond = cond.repeat_interleave(self.ensemble, 0) if self.ensemble > 1 else cond
         x = self.sample_latents(model, cond, self.generator())
         z = x.view(views.shape[0], self.ensemble, *x.shape[1:])[:, :, :model.vae.config.latent_channels]
         prob = torch.sigmoid(model.vae.decode(z.mean(1)))   # the mask latent (the edge latent is a training aid)

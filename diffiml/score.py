@@ -52,8 +52,9 @@ class ScoreNet(ModelMixin, ConfigMixin):
         "Predicted clean latent from noisy latent `x_t` at timesteps `t` given condition map `cond`."
         if cond.shape[-2:] != x_t.shape[-2:] or cond.shape[0] != x_t.shape[0]:
             raise ValueError(f'condition {tuple(cond.shape)} does not match latent {tuple(x_t.shape)}')
-        self.unet.conv_in.cond = cond
-        try: return self.unet(x_t, t).sample
+        cl = torch.channels_last   # the layout oneDNN's convolutions prefer (the same numbers)
+        self.unet.conv_in.cond = cond.contiguous(memory_format=cl)
+        try: return self.unet(x_t.contiguous(memory_format=cl), t).sample
         finally: self.unet.conv_in.cond = None
 
 # %% ../nbs/03_score.ipynb #31618322
