@@ -20,12 +20,24 @@ from .config import read_params, stage_settings, build_model, data_view
 TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
-__all__ = ['TRAINING', 'CAT_SIZES', 'time_training', 'time_sampling', 'benchmark_profile', 'machine_rates', 'time_parts',
-           'prediction_memory', 'data_memory']
+__all__ = ['TRAINING', 'CAT_SIZES', 'time_training', 'time_sampling', 'benchmark_profile', 'predict_cost', 'machine_rates',
+           'time_parts', 'time_attention', 'prediction_memory', 'data_memory']
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
     if torch.cuda.is_available(): torch.cuda.synchronize()
+
+def _median_s(f, repeats: int, warmup: bool = True) -> float:
+    "Median seconds of `repeats` calls of `f` (queued CUDA work included), after one warm-up call."
+    if warmup: f()
+    _sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        f()
+        _sync()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 def time_training(model, dataset, loss_fn, steps: int = 20, warmup: int = 5, batch_size: int = 16,
                   mixed_precision: str = 'no', num_workers: int = 0, lr: float = 1e-4) -> dict:
@@ -45,15 +57,9 @@ def time_training(model, dataset, loss_fn, steps: int = 20, warmup: int = 5, bat
 
 @torch.no_grad()
 def time_sampling(model, images, sampler: Sampler | None = None, repeats: int = 2) -> float:
-    "Seconds per image of `model.predict(images, sampler)` (after one warm-up call)."
-    device = next(model.parameters()).device
-    images = images.to(device)
-    model.predict(images, sampler)
-    _sync()
-    t0 = time.perf_counter()
-    for _ in range(repeats): model.predict(images, sampler)
-    _sync()
-    return (time.perf_counter() - t0) / (repeats * len(images))
+    "Seconds per image of `model.predict(images, sampler)`: the median of `repeats` calls after one warm-up call."
+    images = images.to(next(model.parameters()).device)
+    return _median_s(lambda: model.predict(images, sampler), repeats) / len(images)
 
 # %% ../nbs/09_benchmark.ipynb #a33d3747
 def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsds_root='data/bsds500', steps: int = 50,
@@ -99,15 +105,13 @@ def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsd
                               solver=sampler.solver))
 
 # %% ../nbs/09_benchmark.ipynb #e3a9c0d1
-def _median_s(f, repeats: int) -> float:
-    "Median seconds of `repeats` calls of `f`, after one warm-up call."
-    f()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+@torch.inference_mode()
+def predict_cost(model, image, sampler: Sampler | None = None, repeats: int = 5) -> tuple:
+    "(GFLOPs, median milliseconds) per image of `model.predict(image, sampler)`; the counted call is the warm-up."
+    with FlopCounterMode(display=False) as fc:
+        model.predict(image, sampler)
+    ms = 1000 * _median_s(lambda: model.predict(image, sampler), repeats, warmup=False)
+    return fc.get_total_flops() / 1e9 / len(image), ms / len(image)
 
 @torch.inference_mode()
 def machine_rates(repeats: int = 5) -> dict:
@@ -158,6 +162,37 @@ def time_parts(model, baseline, image, batches=(1, 5, 10), repeats: int = 5, rat
         rows.append(dict(part=name, ms_per_image=ms[name], gflops=gflops[name], gflop_s=rate,
                          vs_baseline=ms[name] / ms['baseline'], of_conv_rate=rate / rates['conv_gflop_s'],
                          of_matmul_rate=rate / rates['matmul_gflop_s']))
+    return rows
+
+# %% ../nbs/09_benchmark.ipynb #e3a9c0d5
+def _attention_calls(q, k, v, block: int = 1024) -> dict:
+    "name -> call of one attention over (B, heads, tokens, head_dim) computed three ways."
+    qb, kb, vb = (x.bfloat16() for x in (q, k, v))
+    def textbook():
+        out = torch.empty_like(q)
+        for i in range(0, q.shape[-2], block):   # query blocks: the score matrix stays a few MB
+            a = (q[..., i:i + block, :] * q.shape[-1] ** -0.5) @ k.transpose(-1, -2)
+            out[..., i:i + block, :] = a.softmax(-1) @ v
+        return out
+    return {'attention, fused SDPA': lambda: F.scaled_dot_product_attention(q, k, v),
+            'attention, fused SDPA in bf16': lambda: F.scaled_dot_product_attention(qb, kb, vb),
+            'attention, matmul + softmax': textbook}
+
+@torch.inference_mode()
+def time_attention(tokens: int = 4096, heads: int = 16, head_dim: int = 8, batch: int = 2, repeats: int = 3,
+                   rates: dict | None = None) -> list:
+    "Rows of median ms, GFLOPs and GFLOP/s per image of one self-attention computed three ways, with its error."
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(batch, heads, tokens, head_dim, generator=g) for _ in range(3))
+    rates, ref = rates or machine_rates(), F.scaled_dot_product_attention(q, k, v)
+    gflops = 4 * tokens**2 * head_dim * heads / 1e9   # Q K^T and P V, per image
+    rows = []
+    for name, call in _attention_calls(q, k, v).items():
+        ms = 1000 * _median_s(call, repeats) / batch
+        rate = gflops / ms * 1000
+        rows.append(dict(part=name, ms_per_image=ms, gflops=gflops, gflop_s=rate,
+                         of_conv_rate=rate / rates['conv_gflop_s'], of_matmul_rate=rate / rates['matmul_gflop_s'],
+                         max_abs_error=(call().float() - ref).abs().max().item()))
     return rows
 
 # %% ../nbs/09_benchmark.ipynb #f0e1d2c1
@@ -267,11 +302,13 @@ def _protocol_arg(tmp: Path, files: list, scale: float) -> dict:
     "Probe arguments of protocol CAT on stand-in lists of `scale` x the published sizes (at least 2 pairs each)."
     spec = dict(name='cat', train=['casia2', 'fantastic_reality', 'imd2020', 'tampcoco', 'compraise'],
                 test=['casia1', 'columbia', 'coverage', 'nist16'], generative=[], per_source=1800)
-    lists = {}
-    for name, n in CAT_SIZES.items():
+    lists, n = {}, 0
+    for name, size in CAT_SIZES.items():
+        pairs = [files[i % len(files)] for i in range(max(2, round(size * scale)))]
         lists[name] = str(tmp/f'cat_{name}.json')
-        Path(lists[name]).write_text(json.dumps([files[i % len(files)] for i in range(max(2, round(n * scale)))]))
-    return dict(spec=spec, lists=lists, out=str(tmp/'prepared'))
+        Path(lists[name]).write_text(json.dumps(pairs))
+        n += len(pairs)
+    return dict(spec=spec, lists=lists, out=str(tmp/'prepared'), n=n)   # n: pairs in all the lists
 
 def data_memory(open_pairs=(10_000, 100_000), epoch: int = 10_000, evaluate=(400, 4_000), score=(8000, 8000),
                 protocol: float = 1.0, n_files: int = 8, threads: int | None = None, work_dir=None) -> list:
@@ -287,7 +324,6 @@ def data_memory(open_pairs=(10_000, 100_000), epoch: int = 10_000, evaluate=(400
             arg = dict(case=case, threads=threads or torch.get_num_threads(), n=n or None)
             if case == 'protocol':
                 arg.update(_protocol_arg(tmp, files, protocol))
-                arg['n'] = sum(len(json.loads(Path(f).read_text())) for f in arg['lists'].values())
             elif n:
                 arg['pairs'] = str(tmp/f'{n}.json')
                 (tmp/f'{n}.json').write_text(json.dumps([files[i % n_files] for i in range(n)]))

@@ -119,15 +119,13 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         s = self.config.downsample
         if H % 32 or W % 32:
             raise ValueError(f'image size {W}x{H} must be a multiple of 32 (the backbone stride)')
-        if not hasattr(self, 'mit'):   # ResNet: channels-last activations, the layout oneDNN's convolutions prefer
-            images = images.contiguous(memory_format=torch.channels_last)
-        x = (images - self.mean) / self.std
         if hasattr(self, 'mit'):
+            x = (images - self.mean) / self.std
             if self.stem is not None:
                 x = torch.cat([x, self.stem(images)], 1)
             feats = self.mit(x, output_hidden_states=True).hidden_states
         else:
-            feats = self._resnet_stages(images, x)
+            feats = self._resnet_stages(images)
         size = (H // s, W // s)
         return self.fuse(torch.cat([F.interpolate(p(f), size=size, mode='bilinear', align_corners=False)
                                     for p, f in zip(self.proj, feats)], 1))
@@ -145,8 +143,10 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
             h = h + F.conv2d(images * 255, self.stem.fold_bayar(conv.weight[:, n:]), None, conv.stride, pad)
         return h
 
-    def _resnet_stages(self, images, x):
-        "The 4 ResNet stage outputs (strides 4 ... 32)."
+    def _resnet_stages(self, images):
+        "The 4 ResNet stage outputs (strides 4 ... 32), channels-last: the layout oneDNN's convolutions prefer."
+        images = images.contiguous(memory_format=torch.channels_last)
+        x = (images - self.mean) / self.std
         emb = self.resnet.embedder
         h = emb.pooler(emb.embedder.activation(emb.embedder.normalization(self._first_conv(images, x))))
         return self.resnet.encoder(h, output_hidden_states=True).hidden_states[-4:]

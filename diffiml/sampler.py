@@ -50,6 +50,13 @@ class Sampler:
             raise ValueError(f'unknown sampler {name!r}; choose one of {", ".join(SAMPLERS)}')
         return cls(**{**SAMPLERS[name], **changes})
 
+    @property
+    def passes(self) -> dict:
+        "Network calls per image: encoder views, score-network passes (all members and steps) and decoded maps."
+        views = 2 if self.tta else 1
+        return dict(encoder=views, score=self.steps * self.ensemble * views,
+                    decoder=views * ((1 + self.ensemble) if self.ensemble > 1 else 1))   # the mean, then each member
+
     def generator(self) -> torch.Generator | None:
         "A CPU generator seeded with `seed` (None when unseeded)."
         return torch.Generator().manual_seed(self.seed) if self.seed is not None else None

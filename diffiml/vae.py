@@ -7,6 +7,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
@@ -16,8 +17,8 @@ __all__ = ['fold_batchnorm', 'folded_decode', 'LightVAE', 'to_signed', 'vae_loss
 # %% ../nbs/01_vae.ipynb #01348eb6
 def fold_batchnorm(conv: nn.ConvTranspose2d, bn: nn.BatchNorm2d) -> tuple:
     "Weight and bias of transposed convolution `conv` followed by eval-mode `bn`, as one transposed convolution."
-    s = bn.weight / torch.sqrt(bn.running_var + bn.eps)     # per output channel
-    return conv.weight * s.view(1, -1, 1, 1), (conv.bias - bn.running_mean) * s + bn.bias
+    return fuse_conv_bn_weights(conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias,
+                                transpose=True)
 
 def folded_decode(decoder: nn.Sequential, z):
     "The decoder's eval-mode logits of unscaled latent `z`, with BatchNorm folded in and channels-last activations."
@@ -55,9 +56,10 @@ class LightVAE(ModelMixin, ConfigMixin):
         "Scaled latent of `x` in [-1, 1]."
         return self.encoder(x) * self.config.scaling_factor
     def decode(self, z):
-        "Logits from a scaled latent `z` (in eval mode through `folded_decode`: the same logits, faster)."
+        "Logits from a scaled latent `z` (eval mode, no autograd: via `folded_decode`, the same logits, faster)."
         z = z / self.config.scaling_factor
-        return self.decoder(z) if self.training else folded_decode(self.decoder, z)
+        fold = not self.training and not torch.is_grad_enabled()   # folded weights are new leaves
+        return folded_decode(self.decoder, z) if fold else self.decoder(z)
     def forward(self, x): return self.decode(self.encode(x))
 
 # %% ../nbs/01_vae.ipynb #32e0f627
