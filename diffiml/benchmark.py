@@ -21,7 +21,7 @@ TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
 __all__ = ['TRAINING', 'CAT_SIZES', 'time_training', 'time_sampling', 'benchmark_profile', 'predict_cost', 'machine_rates',
-           'time_parts', 'time_attention', 'prediction_memory', 'data_memory']
+           'rate_row', 'time_parts', 'time_attention', 'prediction_memory', 'data_memory']
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
@@ -123,6 +123,12 @@ def machine_rates(repeats: int = 5) -> dict:
     return dict(conv_gflop_s=conv / _median_s(lambda: F.conv2d(x, w, padding=1), repeats),
                 matmul_gflop_s=mm / _median_s(lambda: a @ b, repeats))
 
+def rate_row(part: str, ms: float, gflops: float, rates: dict, **extra) -> dict:
+    "One table row: ms and GFLOPs per image, GFLOP/s, and that rate over the `machine_rates` of this machine."
+    rate = gflops / ms * 1000 if ms > 0 else float('nan')
+    return dict(part=part, ms_per_image=ms, gflops=gflops, gflop_s=rate, **extra,
+                of_conv_rate=rate / rates['conv_gflop_s'], of_matmul_rate=rate / rates['matmul_gflop_s'])
+
 # %% ../nbs/09_benchmark.ipynb #e3a9c0d2
 def _parts(model, baseline, image, batches) -> dict:
     "name -> (images per call, call) of the baseline and of DiffIML's parts on `image` (1, 3, H, W)."
@@ -156,13 +162,7 @@ def time_parts(model, baseline, image, batches=(1, 5, 10), repeats: int = 5, rat
     inside = ('encoder', 'score pass, batch 1', 'decoder')
     ms['sampler overhead'] = ms['DiffIML 1x1'] - sum(ms[k] for k in inside)
     gflops['sampler overhead'] = max(gflops['DiffIML 1x1'] - sum(gflops[k] for k in inside), 0.0)
-    rows = []
-    for name in ms:
-        rate = gflops[name] / ms[name] * 1000 if ms[name] > 0 else float('nan')
-        rows.append(dict(part=name, ms_per_image=ms[name], gflops=gflops[name], gflop_s=rate,
-                         vs_baseline=ms[name] / ms['baseline'], of_conv_rate=rate / rates['conv_gflop_s'],
-                         of_matmul_rate=rate / rates['matmul_gflop_s']))
-    return rows
+    return [rate_row(name, ms[name], gflops[name], rates, vs_baseline=ms[name] / ms['baseline']) for name in ms]
 
 # %% ../nbs/09_benchmark.ipynb #e3a9c0d5
 def _attention_calls(q, k, v, block: int = 1024) -> dict:
@@ -178,21 +178,30 @@ def _attention_calls(q, k, v, block: int = 1024) -> dict:
             'attention, fused SDPA in bf16': lambda: F.scaled_dot_product_attention(qb, kb, vb),
             'attention, matmul + softmax': textbook}
 
-@torch.inference_mode()
-def time_attention(tokens: int = 4096, heads: int = 16, head_dim: int = 8, batch: int = 2, repeats: int = 3,
-                   rates: dict | None = None) -> list:
-    "Rows of median ms, GFLOPs and GFLOP/s per image of one self-attention computed three ways, with its error."
+def _qkv(batch, channels, tokens, head_dim):
+    "Seeded random queries, keys and values of shape (batch, channels // head_dim, tokens, head_dim)."
+    if channels % head_dim:
+        raise ValueError(f'time_attention: {channels} channels do not split into heads of {head_dim}')
     g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(batch, heads, tokens, head_dim, generator=g) for _ in range(3))
-    rates, ref = rates or machine_rates(), F.scaled_dot_product_attention(q, k, v)
-    gflops = 4 * tokens**2 * head_dim * heads / 1e9   # Q K^T and P V, per image
-    rows = []
-    for name, call in _attention_calls(q, k, v).items():
-        ms = 1000 * _median_s(call, repeats) / batch
-        rate = gflops / ms * 1000
-        rows.append(dict(part=name, ms_per_image=ms, gflops=gflops, gflop_s=rate,
-                         of_conv_rate=rate / rates['conv_gflop_s'], of_matmul_rate=rate / rates['matmul_gflop_s'],
-                         max_abs_error=(call().float() - ref).abs().max().item()))
+    return [torch.randn(batch, channels // head_dim, tokens, head_dim, generator=g) for _ in range(3)]
+
+@torch.inference_mode()
+def time_attention(tokens: int = 4096, channels: int = 128, head_dim: int = 8, head_dims=(), batch: int = 2,
+                   repeats: int = 3, rates: dict | None = None) -> list:
+    "Rows of median ms and GFLOP/s per image of one self-attention three ways, then fused SDPA at other head sizes."
+    rates = rates or machine_rates()
+    gflops = 4 * tokens**2 * channels / 1e9   # Q K^T and P V, per image, at any head size
+    rows, ref = [], None
+    for name, call in _attention_calls(*_qkv(batch, channels, tokens, head_dim)).items():
+        out = call().float()   # the warm-up; the first call, fp32 SDPA, is the reference
+        ref = out if ref is None else ref
+        ms = 1000 * _median_s(call, repeats, warmup=False) / batch
+        rows.append(rate_row(f'{name}, head size {head_dim}', ms, gflops, rates,
+                             max_abs_error=(out - ref).abs().max().item()))
+    for d in (d for d in head_dims if d != head_dim):
+        q, k, v = _qkv(batch, channels, tokens, d)
+        ms = 1000 * _median_s(lambda: F.scaled_dot_product_attention(q, k, v), repeats) / batch
+        rows.append(rate_row(f'attention, fused SDPA, head size {d}', ms, gflops, rates, max_abs_error=float('nan')))
     return rows
 
 # %% ../nbs/09_benchmark.ipynb #f0e1d2c1
