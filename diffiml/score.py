@@ -4,9 +4,11 @@
 
 # %% ../nbs/03_score.ipynb #3d4e1f1a
 from __future__ import annotations
+import warnings
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 from diffusers import UNet2DModel
 from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
@@ -28,6 +30,16 @@ class ConditionedConvIn(nn.Module):
         return self.fuse(torch.cat([self.conv(x), self.cond.to(x.dtype)], 1))
 
 # %% ../nbs/03_score.ipynb #6153362c
+class _Denoise(nn.Module):
+    "The UNet called with its condition map: the graph `ScoreNet` runs eagerly, or traced at inference."
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+    def forward(self, x_t, t, cond):
+        self.unet.conv_in.cond = cond
+        try: return self.unet(x_t, t).sample
+        finally: self.unet.conv_in.cond = None
+
 class ScoreNet(ModelMixin, ConfigMixin):
     "Conditional x0-predicting UNet over the joint (mask, edge) latent."
     @register_to_config
@@ -48,14 +60,29 @@ class ScoreNet(ModelMixin, ConfigMixin):
                                 add_attention=mid_attention, attention_head_dim=attention_head_dim,
                                 norm_num_groups=norm_num_groups)
         self.unet.conv_in = ConditionedConvIn(self.unet.conv_in, cond_channels)
+        self._traces = {}   # (device, dtypes, timestep rank) -> TorchScript trace of `_Denoise` (not saved)
     def forward(self, x_t, t, cond):
         "Predicted clean latent from noisy latent `x_t` at timesteps `t` given condition map `cond`."
         if cond.shape[-2:] != x_t.shape[-2:] or cond.shape[0] != x_t.shape[0]:
             raise ValueError(f'condition {tuple(cond.shape)} does not match latent {tuple(x_t.shape)}')
         cl = torch.channels_last   # the layout oneDNN's convolutions prefer (the same numbers)
-        self.unet.conv_in.cond = cond.contiguous(memory_format=cl)
-        try: return self.unet(x_t.contiguous(memory_format=cl), t).sample
-        finally: self.unet.conv_in.cond = None
+        x_t, cond = x_t.contiguous(memory_format=cl), cond.contiguous(memory_format=cl)
+        if self.training or torch.is_grad_enabled() or not torch.is_tensor(t) or torch.jit.is_tracing() \
+                or torch.is_autocast_enabled(x_t.device.type):
+            return _Denoise(self.unet)(x_t, t, cond)
+        key = (x_t.device, x_t.dtype, cond.dtype, t.dim())
+        if key not in self._traces:
+            if _get_current_dispatch_mode() is not None:   # e.g. a FLOP counter: a trace made under it breaks later
+                return _Denoise(self.unet)(x_t, t, cond)
+            with warnings.catch_warnings():   # diffusers' shape checks, traced; TorchScript's deprecation
+                warnings.simplefilter('ignore')
+                try: self._traces[key] = torch.jit.trace(_Denoise(self.unet), (x_t, t, cond), check_trace=False)
+                except Exception: self._traces[key] = _Denoise(self.unet)   # no TorchScript: eager, the same numbers
+        return self._traces[key](x_t, t, cond)
+    def _apply(self, fn, *args, **kwargs):
+        "Move or cast the parameters (`to`, `float`, ...), dropping the traces made for the old ones."
+        self._traces.clear()
+        return super()._apply(fn, *args, **kwargs)
 
 # %% ../nbs/03_score.ipynb #31618322
 def error_prior(y0, scale: float = 0.1, generator=None):

@@ -4,12 +4,14 @@
 
 # %% ../nbs/00a_synthesis.ipynb #5e7a1b22
 from __future__ import annotations
+import json
 from pathlib import Path
 import numpy as np
 import scipy.io
 import cv2
 from PIL import Image
-from .data import DataError, Pair, add_noise, jpeg_recompress, load_image, resize_to, write_pairs
+from concurrent.futures import ThreadPoolExecutor
+from .data import DataError, Pair, add_noise, jpeg_recompress, load_image, resize_to, write_atomic, write_pairs
 
 # %% auto #0
 __all__ = ['KINDS', 'bsds_items', 'bsds_segmentation', 'pick_region', 'feather', 'match_colour', 'splice', 'copy_move', 'removal',
@@ -108,9 +110,17 @@ def match_colour(patch, pmask, ref) -> np.ndarray:
     return np.clip((p - mu) / sd * rsd + rmu, 0, 255).astype(np.uint8)
 
 # %% ../nbs/00a_synthesis.ipynb #ae1c21a8
-def splice(dst, src, region, rng, scale=(0.7, 1.3), p_match=0.5, p_feather=0.5):
+def _note(history: dict | None, **what):
+    "Record `what` was done in `history`, when one is kept."
+    if history is not None:
+        history.update(what)
+
+def splice(dst, src, region, rng, scale=(0.7, 1.3), p_match=0.5, p_feather=0.5,
+           history: dict | None = None):   # filled with what was done
     "Paste `region` of image `src` into `dst`: rescaled, at a random place, optionally colour-matched and feathered."
-    patch, pmask = _fit(*_crop(src, region), dst.shape[:2], rng.uniform(*scale))
+    s = rng.uniform(*scale)
+    _note(history, scale=round(float(s), 3))
+    patch, pmask = _fit(*_crop(src, region), dst.shape[:2], s)
     if rng.random() < p_match:
         patch = match_colour(patch, pmask, dst)
     return _paste(dst, patch, feather(pmask, rng.uniform(1, 3) if rng.random() < p_feather else 0), rng)
@@ -129,12 +139,15 @@ def _warp(patch, pmask, angle, scale, flip):
     pmask = cv2.warpAffine(np.ascontiguousarray(pmask, np.uint8), M, (nw, nh), flags=cv2.INTER_NEAREST) > 0
     return _crop(patch, pmask) if pmask.any() else (patch, pmask)
 
-def copy_move(img, region, rng, p_flip=0.5, p_rotate=0.3, max_angle=30, p_scale=0.3, scale=(0.8, 1.2)):
+def copy_move(img, region, rng, p_flip=0.5, p_rotate=0.3, max_angle=30, p_scale=0.3, scale=(0.8, 1.2),
+              history: dict | None = None):   # filled with what was done
     "Copy `region` of `img` to a random position of the same image, optionally flipped, rotated and scaled."
     patch, pmask = _crop(img, region)
     angle = rng.uniform(-max_angle, max_angle) if rng.random() < p_rotate else 0
     s = rng.uniform(*scale) if rng.random() < p_scale else 1
-    patch, pmask = _warp(patch, pmask, angle, s, rng.random() < p_flip)
+    flip = bool(rng.random() < p_flip)
+    _note(history, rotation=round(float(angle), 1), scale=round(float(s), 3), flip=flip)
+    patch, pmask = _warp(patch, pmask, angle, s, flip)
     patch, pmask = _fit(patch, pmask, img.shape[:2], 1.0)
     return _paste(img, patch, pmask.astype(np.float32), rng)
 
@@ -145,18 +158,20 @@ def removal(img, region, radius=5):
 # %% ../nbs/00a_synthesis.ipynb #5e7a1b24
 KINDS = ('authentic', 'splicing', 'copy-move', 'removal')
 
-def donor_history(img, rng, quality=(50, 90)) -> np.ndarray:
+def donor_history(img, rng, quality=(50, 90), history: dict | None = None) -> np.ndarray:
     "`img` with one processing history of its own: JPEG at a `quality` (p .6), noise sigma 2-6 (p .2) or blur (p .2)."
     u = rng.random()
+    _note(history, donor='jpeg' if u < 0.6 else 'noise' if u < 0.8 else 'blur')
     if u < 0.6:
         return jpeg_recompress(img, int(rng.integers(quality[0], quality[1], endpoint=True)))
     if u < 0.8:
         return add_noise(img, rng.uniform(2, 6), rng)
     return cv2.GaussianBlur(img, (0, 0), rng.uniform(0.5, 1.2))
 
-def region_trace(img, mask, rng) -> np.ndarray:
+def region_trace(img, mask, rng, history: dict | None = None) -> np.ndarray:
     "`img` with the pixels of `mask` alone re-processed: noise (sigma 3-10), blur (sigma 0.6-1.5) or JPEG (q 20-60)."
     k = int(rng.integers(3))
+    _note(history, trace=('noise', 'blur', 'jpeg')[k])
     if k == 0:
         alt = add_noise(img, rng.uniform(3, 10), rng)
     elif k == 1:
@@ -165,18 +180,24 @@ def region_trace(img, mask, rng) -> np.ndarray:
         alt = jpeg_recompress(img, int(rng.integers(20, 61)))
     return np.where(mask[..., None], alt, img)
 
-def post_process(img, mask, rng, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2, p_resize=0.0):
+def post_process(img, mask, rng, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2, p_resize=0.0,
+                 history: dict | None = None):   # filled with each step's value (0: not applied)
     "Optional global resize (0.5-0.9, mask alike), blur (sigma 0.3-1), noise (sigma 1-4) and JPEG of the whole image."
+    done = dict(resize=0.0, blur=0.0, noise=0.0, jpeg=0)
     if rng.random() < p_resize:
-        s = rng.uniform(0.5, 0.9)
+        done['resize'] = s = rng.uniform(0.5, 0.9)
         hw = (max(8, round(img.shape[0] * s)), max(8, round(img.shape[1] * s)))
         img, mask = resize_to(img, hw), resize_to(mask, hw)
     if rng.random() < p_blur:
-        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+        done['blur'] = sigma = rng.uniform(0.3, 1.0)
+        img = cv2.GaussianBlur(img, (0, 0), sigma)
     if rng.random() < p_noise:
-        img = add_noise(img, rng.uniform(1, 4), rng)
+        done['noise'] = sigma = rng.uniform(1, 4)
+        img = add_noise(img, sigma, rng)
     if rng.random() < p_jpeg:
-        img = jpeg_recompress(img, rng.integers(jpeg_quality[0], jpeg_quality[1], endpoint=True))
+        done['jpeg'] = q = int(rng.integers(jpeg_quality[0], jpeg_quality[1], endpoint=True))
+        img = jpeg_recompress(img, q)
+    _note(history, **{f'post_{k}': round(float(v), 3) if k != 'jpeg' else v for k, v in done.items()})
     return np.ascontiguousarray(img), mask
 
 # %% ../nbs/00a_synthesis.ipynb #5e7a1b27
@@ -190,10 +211,12 @@ def _photo(items, k, size, annotation=None):
 
 def synthesize_sample(items, i, seed, size=None, authentic_ratio=0.1, min_area=0.01, max_area=0.4,
                       jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2, p_noise=0.2, p_trace=0.0,
-                      p_donor=0.0, donor_quality=(50, 90), p_resize=0.0):
+                      p_donor=0.0, donor_quality=(50, 90), p_resize=0.0,
+                      history: dict | None = None):   # filled with the sample's kind, traces and post-processing
     "The `i`-th synthetic sample made from BSDS500 `items` (at native size, or `size` x `size`): (image, mask, kind)."
     rng = np.random.default_rng([seed, i])
     kind = 'authentic' if rng.random() < authentic_ratio else str(rng.choice(KINDS[1:]))
+    _note(history, kind=kind)
     a = int(rng.integers(len(items)))
     img, seg = _photo(items, a, size, None if kind == 'authentic' else int(rng.integers(5)))
     if kind == 'authentic':
@@ -203,33 +226,49 @@ def synthesize_sample(items, i, seed, size=None, authentic_ratio=0.1, min_area=0
         if kind == 'splicing':
             b = (a + 1 + int(rng.integers(len(items) - 1))) % len(items)
             own = np.random.default_rng(rng.integers(2**63))   # drawn always: the rest of the sample stays the same
+            _note(history, donor='none')
             if rng.random() < p_donor:
-                img = donor_history(img, own, donor_quality)
-            img, mask = splice(_photo(items, b, size)[0], img, reg, rng)
+                img = donor_history(img, own, donor_quality, history)
+            img, mask = splice(_photo(items, b, size)[0], img, reg, rng, history=history)
         elif kind == 'copy-move':
-            img, mask = copy_move(img, reg, rng)
+            img, mask = copy_move(img, reg, rng, history=history)
         else:
             img, mask = removal(img, reg, radius=max(1, round(5 * min(img.shape[:2]) / 256)))
+        _note(history, trace='none')
         if rng.random() < p_trace:
-            img = region_trace(img, mask, rng)
-    img, mask = post_process(img, mask, rng, jpeg_quality, p_jpeg, p_blur, p_noise, p_resize)
+            img = region_trace(img, mask, rng, history)
+    img, mask = post_process(img, mask, rng, jpeg_quality, p_jpeg, p_blur, p_noise, p_resize, history)
+    _note(history, area=round(float(mask.mean()), 4))
     return img, mask, kind
 
 # %% ../nbs/00a_synthesis.ipynb #5416c626
-def write_synthetic(items, out_dir, n, seed, name, **kw) -> tuple[Path, dict]:
-    "Write `n` synthetic samples (PNGs named by kind), `<name>.json` pairs in `out_dir`; return JSON path, kind counts."
+def _write_sample(items, out_dir: Path, i: int, seed: int, name: str, kw: dict) -> tuple[str, Pair, dict]:
+    "Synthesize sample `i` and write its PNGs into `out_dir`/`name`; return (kind, pair, history)."
+    history = {}
+    img, mask, kind = synthesize_sample(items, i, seed, history=history, **kw)
+    ip, mp = out_dir/name/'Tp'/f'{name}_{i:05d}_{kind}.png', None
+    Image.fromarray(img).save(ip)
+    if kind != 'authentic':
+        mp = out_dir/name/'Gt'/f'{name}_{i:05d}_{kind}.png'
+        Image.fromarray(mask.astype(np.uint8) * 255).save(mp)
+    return kind, Pair(ip, mp), history
+
+def write_synthetic(items, out_dir, n, seed, name,
+                    workers: int = 1,   # threads that synthesize; each sample depends only on (seed, index)
+                    **kw) -> tuple[Path, dict]:
+    "Write `n` synthetic samples (PNGs named by kind), `<name>.json` pairs and `<name>_history.json` in `out_dir`."
     out_dir = Path(out_dir)
     (out_dir/name/'Tp').mkdir(parents=True, exist_ok=True)
     (out_dir/name/'Gt').mkdir(exist_ok=True)
-    pairs, counts = [], dict.fromkeys(KINDS, 0)
-    for i in range(n):
-        img, mask, kind = synthesize_sample(items, i, seed, **kw)
+    args = [(items, out_dir, i, seed, name, kw) for i in range(n)]
+    if workers > 1 and n > 1:
+        with ThreadPoolExecutor(min(workers, n)) as ex:   # OpenCV, PNG and JPEG coding release the GIL
+            done = list(ex.map(lambda a: _write_sample(*a), args))
+    else:
+        done = [_write_sample(*a) for a in args]
+    counts = dict.fromkeys(KINDS, 0)
+    for kind, _, _ in done:
         counts[kind] += 1
-        ip = out_dir/name/'Tp'/f'{name}_{i:05d}_{kind}.png'
-        Image.fromarray(img).save(ip)
-        mp = None
-        if kind != 'authentic':
-            mp = out_dir/name/'Gt'/f'{name}_{i:05d}_{kind}.png'
-            Image.fromarray(mask.astype(np.uint8) * 255).save(mp)
-        pairs.append(Pair(ip, mp))
-    return write_pairs(pairs, out_dir/f'{name}.json'), counts
+    histories = {p.image.name: h for _, p, h in done}   # image file name -> what was done to it
+    write_atomic(out_dir/f'{name}_history.json', json.dumps(histories, indent=1))
+    return write_pairs([p for _, p, _ in done], out_dir/f'{name}.json'), counts
