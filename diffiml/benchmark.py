@@ -149,10 +149,13 @@ def time_parts(model, baseline, image, batches=(1, 5, 10), repeats: int = 5, rat
     model, baseline = model.eval(), baseline.eval()
     parts, rates = _parts(model, baseline, image, batches), rates or machine_rates()
     gflops, times = {}, {name: [] for name in parts}
-    for name, (n, call) in parts.items():   # counts the operations; also the warm-up
+    for name, (n, call) in parts.items():   # counts the operations (eagerly: no trace is made under the counter)
         with FlopCounterMode(display=False) as fc:
             call()
         gflops[name] = fc.get_total_flops() / n / 1e9
+    for _ in range(2):   # the warm-up: the score network's trace made, then profiled by TorchScript's executor
+        for name, (n, call) in parts.items():
+            call()
     for _ in range(repeats):
         for name, (n, call) in parts.items():
             t0 = time.perf_counter()
