@@ -67,17 +67,18 @@ class ScoreNet(ModelMixin, ConfigMixin):
             raise ValueError(f'condition {tuple(cond.shape)} does not match latent {tuple(x_t.shape)}')
         cl = torch.channels_last   # the layout oneDNN's convolutions prefer (the same numbers)
         x_t, cond = x_t.contiguous(memory_format=cl), cond.contiguous(memory_format=cl)
+        denoise = _Denoise(self.unet)
         if self.training or torch.is_grad_enabled() or not torch.is_tensor(t) or torch.jit.is_tracing() \
                 or torch.is_autocast_enabled(x_t.device.type):
-            return _Denoise(self.unet)(x_t, t, cond)
+            return denoise(x_t, t, cond)
         key = (x_t.device, x_t.dtype, cond.dtype, t.dim())
         if key not in self._traces:
             if _get_current_dispatch_mode() is not None:   # e.g. a FLOP counter: a trace made under it breaks later
-                return _Denoise(self.unet)(x_t, t, cond)
+                return denoise(x_t, t, cond)
             with warnings.catch_warnings():   # diffusers' shape checks, traced; TorchScript's deprecation
                 warnings.simplefilter('ignore')
-                try: self._traces[key] = torch.jit.trace(_Denoise(self.unet), (x_t, t, cond), check_trace=False)
-                except Exception: self._traces[key] = _Denoise(self.unet)   # no TorchScript: eager, the same numbers
+                try: self._traces[key] = torch.jit.trace(denoise, (x_t, t, cond), check_trace=False)
+                except Exception: self._traces[key] = denoise   # no TorchScript: eager, the same numbers
         return self._traces[key](x_t, t, cond)
     def _apply(self, fn, *args, **kwargs):
         "Move or cast the parameters (`to`, `float`, ...), dropping the traces made for the old ones."

@@ -197,7 +197,7 @@ def post_process(img, mask, rng, jpeg_quality=(70, 100), p_jpeg=0.5, p_blur=0.2,
     if rng.random() < p_jpeg:
         done['jpeg'] = q = int(rng.integers(jpeg_quality[0], jpeg_quality[1], endpoint=True))
         img = jpeg_recompress(img, q)
-    _note(history, **{f'post_{k}': round(float(v), 3) if k != 'jpeg' else v for k, v in done.items()})
+    _note(history, **{f'post_{k}': round(v, 3) for k, v in done.items()})
     return np.ascontiguousarray(img), mask
 
 # %% ../nbs/00a_synthesis.ipynb #5e7a1b27
@@ -242,8 +242,8 @@ def synthesize_sample(items, i, seed, size=None, authentic_ratio=0.1, min_area=0
     return img, mask, kind
 
 # %% ../nbs/00a_synthesis.ipynb #5416c626
-def _write_sample(items, out_dir: Path, i: int, seed: int, name: str, kw: dict) -> tuple[str, Pair, dict]:
-    "Synthesize sample `i` and write its PNGs into `out_dir`/`name`; return (kind, pair, history)."
+def _write_sample(items, out_dir: Path, i: int, seed: int, name: str, kw: dict) -> tuple[Pair, dict]:
+    "Synthesize sample `i` and write its PNGs into `out_dir`/`name`; return (pair, history), the kind in history."
     history = {}
     img, mask, kind = synthesize_sample(items, i, seed, history=history, **kw)
     ip, mp = out_dir/name/'Tp'/f'{name}_{i:05d}_{kind}.png', None
@@ -251,7 +251,7 @@ def _write_sample(items, out_dir: Path, i: int, seed: int, name: str, kw: dict) 
     if kind != 'authentic':
         mp = out_dir/name/'Gt'/f'{name}_{i:05d}_{kind}.png'
         Image.fromarray(mask.astype(np.uint8) * 255).save(mp)
-    return kind, Pair(ip, mp), history
+    return Pair(ip, mp), history
 
 def write_synthetic(items, out_dir, n, seed, name,
                     workers: int = 1,   # threads that synthesize; each sample depends only on (seed, index)
@@ -267,8 +267,8 @@ def write_synthetic(items, out_dir, n, seed, name,
     else:
         done = [_write_sample(*a) for a in args]
     counts = dict.fromkeys(KINDS, 0)
-    for kind, _, _ in done:
-        counts[kind] += 1
-    histories = {p.image.name: h for _, p, h in done}   # image file name -> what was done to it
+    for _, h in done:
+        counts[h['kind']] += 1
+    histories = {p.image.name: h for p, h in done}   # image file name -> what was done to it
     write_atomic(out_dir/f'{name}_history.json', json.dumps(histories, indent=1))
-    return write_pairs([p for _, p, _ in done], out_dir/f'{name}.json'), counts
+    return write_pairs([p for p, _ in done], out_dir/f'{name}.json'), counts
