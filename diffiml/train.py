@@ -92,6 +92,7 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
     if log_dir is not None and acc.is_main_process:
         from dvclive import Live
         live = Live(str(log_dir), save_dvc_exp=False, dvcyaml=None, report=None, resume=start > 0)
+    log_every = max(1, steps // 500)  # about 500 logged points a run, each the mean loss since the last
     losses, batches = [], _batches(loader, acc, len(loader), start, dataset)
     step_module.train()
     for step in (bar := tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=2,
@@ -105,8 +106,9 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
         opt.zero_grad(set_to_none=True)
         losses.append(acc.reduce(loss.detach(), 'mean').item())
         bar.set_postfix(loss=f'{losses[-1]:.4f}', refresh=False)
-        if live:
-            live.log_metric('loss', losses[-1])
+        if live and ((step + 1) % log_every == 0 or step + 1 == steps):
+            live.step = step
+            live.log_metric('loss', sum(losses[-log_every:]) / len(losses[-log_every:]))
             live.log_metric('lr', sched.get_last_lr()[0])
             live.next_step()
         if checkpoint_dir and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
