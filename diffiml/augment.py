@@ -94,12 +94,13 @@ class IMLDataset(torch.utils.data.Dataset):
                 continue
             self.pairs.append(p)
             pixels += (size * size) if size else h * w
+        self.decoded_bytes = 4 * pixels   # RGB + mask bytes of every pair decoded
         if cache is None:
-            cache = bool(size or crop) and 4 * pixels <= CACHE_BYTES   # RGB + mask bytes
-        self.cached = cache
+            cache = bool(size or crop) and self.decoded_bytes <= CACHE_BYTES
+        self.cached = False
         self.images, self.masks = [None] * len(self.pairs), [None] * len(self.pairs)
         if cache:
-            self._decode_all()
+            self.decode()
         if not self.pairs:
             raise DataError(pairs[0].image.parent if pairs else '<dataset>', 'no usable image/mask pair')
 
@@ -108,6 +109,12 @@ class IMLDataset(torch.utils.data.Dataset):
         if self.on_error == 'raise':
             raise e
         self.skipped.append((e.path, e.problem))
+
+    def decode(self):
+        "Decode every pair now and serve items from memory from then on (the cache)."
+        self._decode_all()
+        self.cached = True
+        return self
 
     def _decode_all(self):
         "Decode every pair into `images` and `masks` (the cache), dropping (or raising on) those that fail."

@@ -11,6 +11,7 @@ import torch
 import yaml
 from .data import DataError, Pair, read_pairs, write_atomic, write_pairs
 from .synthesis import write_synthetic, bsds_items
+from . import augment as augment_
 from .augment import IMLDataset
 
 # %% auto #0
@@ -153,8 +154,13 @@ def train_dataset(data_dir, view: dict, augment=None, seed: int = 0) -> torch.ut
     rec = read_protocol(data_dir)
     if rec['protocol'] == 'synthetic':
         return IMLDataset(read_pairs(Path(data_dir)/'train.json'), augment=augment, **view)
-    parts = [IMLDataset(read_pairs(Path(data_dir)/t['pairs']), augment=augment, invert_masks=t['invert_masks'], **view)
-             for t in rec['train'].values()]
+    cache, view = view.get('cache'), {k: v for k, v in view.items() if k != 'cache'}
+    parts = [IMLDataset(read_pairs(Path(data_dir)/t['pairs']), augment=augment, invert_masks=t['invert_masks'],
+                        cache=bool(cache), **view) for t in rec['train'].values()]
+    # cache=None: one CACHE_BYTES budget for all the sources together, not one per source
+    fits = sum(p.decoded_bytes for p in parts) <= augment_.CACHE_BYTES
+    if cache is None and (parts[0].size or parts[0].crop) and fits:
+        for p in parts: p.decode()
     cat = torch.utils.data.ConcatDataset(parts)
     return BalancedSources(cat, rec['per_source'], seed) if rec['per_source'] else cat
 
