@@ -13,7 +13,8 @@ from .data import (DataError, Pair, add_noise, align_mask, edge_band, edge_width
                           jpeg_recompress, load_image, load_mask, resize_to)
 
 # %% auto #0
-__all__ = ['CACHE_BYTES', 'PERTURBATIONS', 'Augment', 'IMLDataset', 'random_crop', 'perturb', 'loader_throughput']
+__all__ = ['CACHE_BYTES', 'PERTURBATIONS', 'Augment', 'decode_if_fits', 'IMLDataset', 'random_crop', 'perturb',
+           'loader_throughput']
 
 # %% ../nbs/00b_augment.ipynb #388f9c0b
 @dataclass
@@ -66,6 +67,13 @@ def _rescale(img, mask, s, rng):
 # %% ../nbs/00b_augment.ipynb #75628202
 CACHE_BYTES = 2 << 30   # decoded arrays up to this size are cached by default (cache=None)
 
+def decode_if_fits(sets) -> bool:
+    "Cache `sets` (IMLDatasets that resize or crop) when their decoded arrays fit in `CACHE_BYTES` together."
+    fits = all(s.size or s.crop for s in sets) and sum(s.decoded_bytes for s in sets) <= CACHE_BYTES
+    if fits:
+        for s in sets: s.decode()
+    return fits
+
 class IMLDataset(torch.utils.data.Dataset):
     "Image / mask / edge triples: resized to `size` x `size`, random native `crop`s, or whole native images."
     def __init__(self, pairs,
@@ -95,11 +103,11 @@ class IMLDataset(torch.utils.data.Dataset):
             self.pairs.append(p)
             pixels += (size * size) if size else h * w
         self.decoded_bytes = 4 * pixels   # RGB + mask bytes of every pair decoded
-        if cache is None:
-            cache = bool(size or crop) and self.decoded_bytes <= CACHE_BYTES
         self.cached = False
         self.images, self.masks = [None] * len(self.pairs), [None] * len(self.pairs)
-        if cache:
+        if cache is None:
+            decode_if_fits([self])
+        elif cache:
             self.decode()
         if not self.pairs:
             raise DataError(pairs[0].image.parent if pairs else '<dataset>', 'no usable image/mask pair')

@@ -11,8 +11,7 @@ import torch
 import yaml
 from .data import DataError, Pair, read_pairs, write_atomic, write_pairs
 from .synthesis import write_synthetic, bsds_items
-from . import augment as augment_
-from .augment import IMLDataset
+from .augment import IMLDataset, decode_if_fits
 
 # %% auto #0
 __all__ = ['PATHS_FILE', 'STANDIN_SAMPLES', 'INVERTED_SAMPLES', 'ProtocolError', 'protocol_spec', 'read_dataset_paths',
@@ -157,10 +156,8 @@ def train_dataset(data_dir, view: dict, augment=None, seed: int = 0) -> torch.ut
     cache, view = view.get('cache'), {k: v for k, v in view.items() if k != 'cache'}
     parts = [IMLDataset(read_pairs(Path(data_dir)/t['pairs']), augment=augment, invert_masks=t['invert_masks'],
                         cache=bool(cache), **view) for t in rec['train'].values()]
-    # cache=None: one CACHE_BYTES budget for all the sources together, not one per source
-    fits = sum(p.decoded_bytes for p in parts) <= augment_.CACHE_BYTES
-    if cache is None and (parts[0].size or parts[0].crop) and fits:
-        for p in parts: p.decode()
+    if cache is None:
+        decode_if_fits(parts)   # one CACHE_BYTES budget for all the sources together, not one per source
     cat = torch.utils.data.ConcatDataset(parts)
     return BalancedSources(cat, rec['per_source'], seed) if rec['per_source'] else cat
 

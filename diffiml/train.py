@@ -107,8 +107,8 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
         losses.append(acc.reduce(loss.detach(), 'mean').item())
         bar.set_postfix(loss=f'{losses[-1]:.4f}', refresh=False)
         if live and ((step + 1) % log_every == 0 or step + 1 == steps):
-            live.step = step
-            live.log_metric('loss', sum(losses[-log_every:]) / len(losses[-log_every:]))
+            live.step, window = step, losses[-log_every:]
+            live.log_metric('loss', sum(window) / len(window))
             live.log_metric('lr', sched.get_last_lr()[0])
             live.next_step()
         if checkpoint_dir and checkpoint_every and (step + 1) % checkpoint_every == 0 and step + 1 < steps:

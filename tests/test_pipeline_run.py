@@ -104,10 +104,10 @@ def test_evaluate_command(run, tmp_path):
     def cli(*args): return subprocess.run(['diffiml', 'evaluate', *map(str, args)], capture_output=True, text=True, timeout=600)
     data = tmp_path/'inverted'   # two CASIA v1 samples whose masks mark the authentic pixels, as NIST16's do
     from PIL import Image, ImageOps
+    (data/'Tp').mkdir(parents=True)
+    (data/'Gt').mkdir()
     for img in sorted((run/'data/samples/casia1/Tp').iterdir())[:2]:
         gt = run/'data/samples/casia1/Gt'/f'{img.stem}_gt.png'
-        (data/'Tp').mkdir(parents=True, exist_ok=True)
-        (data/'Gt').mkdir(exist_ok=True)
         shutil.copy(img, data/'Tp'/img.name)
         ImageOps.invert(Image.open(gt).convert('L')).save(data/'Gt'/gt.name)
     for name in ('train_diffiml', 'train_baseline'):
