@@ -4,8 +4,9 @@
 
 # %% ../nbs/14_sampler.ipynb #5986a0c0
 from __future__ import annotations
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 import json
+import threading
 import diffusers
 import torch
 
@@ -29,6 +30,9 @@ SAMPLERS = dict(
     paper=dict(steps=8, ensemble=5, tta=True),      # the paper's: 80 score-network passes per image
 )
 
+# solvers by (class, noise schedule), built once per thread: a solver holds the state of the call that runs it
+_SOLVERS = threading.local()
+
 @dataclass
 class Sampler:
     "How to draw masks from a DiffIML model (default: DDIM, 1 step x 1 sample; `Sampler.named('paper')`: 8 x 5 + TTA)."
@@ -37,7 +41,6 @@ class Sampler:
     tta: bool = False               # add the horizontal flip, fuse by pixel-wise max
     solver: str | None = None       # a diffusers scheduler class name; None: the model's own (DDIM by default)
     seed: int | None = 0            # seed of the initial noise (None: unseeded)
-    _solvers: dict = field(default_factory=dict, init=False, repr=False, compare=False)   # built once per schedule
 
     def __post_init__(self):
         if self.steps < 1 or self.ensemble < 1:
@@ -64,10 +67,11 @@ class Sampler:
     def scheduler(self, model):
         "The solver over `model`'s noise schedule, with this sampler's timestep grid (built once, reset per call)."
         key = (self.solver, json.dumps(dict(model.scheduler.config), sort_keys=True, default=str))
-        if key not in self._solvers:
+        solvers = _SOLVERS.__dict__   # this thread's solvers, shared by every Sampler
+        if key not in solvers:
             cls = type(make_scheduler(self.solver)) if self.solver else type(model.scheduler)
-            self._solvers[key] = cls.from_config(model.scheduler.config)
-        sched = self._solvers[key]
+            solvers[key] = cls.from_config(model.scheduler.config)
+        sched = solvers[key]
         sched.set_timesteps(self.steps)   # also resets a multistep solver's history
         return sched
 
