@@ -252,13 +252,14 @@ _DATA_PROBE = """
 case = arg['case']
 from diffiml.data import read_pairs
 from diffiml.augment import IMLDataset
-from diffiml.baseline import Baseline
 from diffiml.metrics import image_row
-from diffiml.inference import evaluate_dataset
-from diffiml.train import fit
-torch.manual_seed(0)
-model = Baseline('resnet-tiny', 32, noise_stem='srm+bayar', image_size=128)
-model.trained_with = dict(resolution=dict(mode='native', size=128))
+if case in ('epoch', 'evaluate'):   # the cases with a model: the others skip importing transformers and diffusers (5 s)
+    from diffiml.baseline import Baseline
+    from diffiml.inference import evaluate_dataset
+    from diffiml.train import fit
+    torch.manual_seed(0)
+    model = Baseline('resnet-tiny', 32, noise_stem='srm+bayar', image_size=128)
+    model.trained_with = dict(resolution=dict(mode='native', size=128))
 if case == 'score':
     rng = np.random.default_rng(0)
     h, w = arg['height'], arg['width']
