@@ -177,16 +177,18 @@ def build_model(stage: str, s: dict, vae=None, teacher=None) -> tuple:
                               unet_channels=(s['unet_channels'],), layers_per_block=s['layers_per_block'],
                               mid_attention=bool(s['mid_attention']), attention_head_dim=s['attention_head_dim'],
                               norm_num_groups=s['norm_num_groups'], sample_size=s['size'] // vae.downsample,
-                              edge=bool(s.get('edge', 1)), noise_stem=s.get('noise_stem', 'none'))
-        # the resolution it is built to train at, so that it predicts in that mode before it has a checkpoint record
-        model.trained_with = dict(resolution=dict(mode=s.get('mode', 'resize'), size=s['size']))
-        return model, lambda m, b: m.loss(b, s['error_prior'], s['mask_weight'], s['edge_weight'])
-    if stage == 'train_baseline':
+                              edge=bool(s.get('edge', 1)), noise_stem=s.get('noise_stem', 'none'),
+                              stem_kernel=s.get('stem_kernel', 7))
+        loss = lambda m, b: m.loss(b, s['error_prior'], s['mask_weight'], s['edge_weight'])
+    elif stage == 'train_baseline':
         model = Baseline(s['backbone'], s['neck_channels'], s['dice_weight'], image_size=s['size'],
-                         noise_stem=s.get('noise_stem', 'none'))
-        model.trained_with = dict(resolution=dict(mode=s.get('mode', 'resize'), size=s['size']))
-        return model, lambda m, b: m.loss(b)
-    raise ConfigError(f'build_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline')
+                         noise_stem=s.get('noise_stem', 'none'), stem_kernel=s.get('stem_kernel', 7))
+        loss = lambda m, b: m.loss(b)
+    else:
+        raise ConfigError(f'build_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline')
+    # the resolution it is built to train at, so that it predicts in that mode before it has a checkpoint record
+    model.trained_with = dict(resolution=dict(mode=s.get('mode', 'resize'), size=s['size']))
+    return model, loss
 
 FIT_KEYS = ('steps', 'batch_size', 'lr', 'weight_decay', 'warmup_steps', 'seed', 'num_workers', 'mixed_precision',
             'checkpoint_every', 'ema_decay')

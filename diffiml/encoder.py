@@ -97,17 +97,24 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
                  backbone: str = 'mit-b3',       # a key of MIT_PRESETS or RESNET_PRESETS
                  neck_channels: int = 128,       # channels of each projection and of the fused map
                  downsample: int = 8,            # output stride (the latent resolution)
-                 noise_stem: str = 'none'):      # residuals fed beside RGB: none, srm, bayar or srm+bayar
+                 noise_stem: str = 'none',       # residuals fed beside RGB: none, srm, bayar or srm+bayar
+                 stem_kernel: int = 7):          # kernel of the backbone's first convolution (7: transformers')
         super().__init__()
         if noise_stem not in NOISE_STEMS:
             raise ValueError(f'noise_stem={noise_stem!r}; choose one of {", ".join(NOISE_STEMS)}')
+        if stem_kernel < 1 or stem_kernel % 2 == 0:
+            raise ValueError(f'stem_kernel={stem_kernel}; it must be odd and positive (7 is the backbones\' own)')
         self.stem = NoiseStem(noise_stem) if noise_stem != 'none' else None
         cfg = mit_config(backbone)
         cfg.num_channels = 3 + (self.stem.out_channels if self.stem else 0)
         if backbone in MIT_PRESETS:
+            cfg.patch_sizes = [stem_kernel, *cfg.patch_sizes[1:]]
             self.mit = SegformerModel(cfg)
         else:
             self.resnet = ResNetModel(cfg)
+            emb = self.resnet.embedder.embedder
+            emb.convolution = nn.Conv2d(cfg.num_channels, cfg.embedding_size, stem_kernel, stride=2,
+                                        padding=stem_kernel // 2, bias=False)
         self.proj = nn.ModuleList(nn.Conv2d(c, neck_channels, 1) for c in cfg.hidden_sizes)
         self.fuse = nn.Sequential(nn.Conv2d(4 * neck_channels, neck_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(neck_channels), nn.ReLU(inplace=True))
@@ -158,7 +165,7 @@ def load_backbone_weights(encoder: ConditionEncoder, path) -> ConditionEncoder:
         raise ValueError(f'{path}: pretrained weights load into MiT backbones only, not {encoder.config.backbone}')
     src = SegformerModel.from_pretrained(path, local_files_only=True, use_safetensors=True)
     want, got = encoder.mit.config, src.config
-    for k in ('depths', 'hidden_sizes', 'num_attention_heads'):
+    for k in ('depths', 'hidden_sizes', 'num_attention_heads', 'patch_sizes'):
         if list(getattr(want, k)) != list(getattr(got, k)):
             raise ValueError(f'{path}: backbone {k}={getattr(got, k)} does not match {encoder.config.backbone} '
                              f'({k}={getattr(want, k)})')

@@ -146,6 +146,9 @@ def test_ablations_table_and_checkpoints(run):
     assert load_model(run/'artifacts/ablations/no_noise_stem').encoder.config.noise_stem == 'none'
     stem = stage_parameters('train_diffiml', 'smoke')['noise_stem']
     assert stem != 'none' and load_model(run/'artifacts/ablations/full').encoder.config.noise_stem == stem
+    kernel = stage_parameters('train_diffiml', 'smoke')['stem_kernel']   # the first kernel travels with the checkpoints
+    assert load_model(run/'artifacts/ablations/full').encoder.config.stem_kernel == kernel
+    assert load_model(run/'artifacts/train_baseline').encoder.config.stem_kernel == kernel
     assert load_model(run/'artifacts/ablations/resize_32').trained_with['resolution'] == dict(mode='resize', size=32)
     assert load_model(run/'artifacts/ablations/full+seed_1').trained_with['settings']['seed'] == 1
     res = json.loads((run/'reports/ablations/metrics.json').read_text())['results']
