@@ -112,9 +112,10 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
             self.mit = SegformerModel(cfg)
         else:
             self.resnet = ResNetModel(cfg)
-            emb = self.resnet.embedder.embedder
-            emb.convolution = nn.Conv2d(cfg.num_channels, cfg.embedding_size, stem_kernel, stride=2,
-                                        padding=stem_kernel // 2, bias=False)
+            if stem_kernel != 7:   # a new first convolution (PyTorch's default init); 7 keeps transformers' own
+                emb = self.resnet.embedder.embedder
+                emb.convolution = nn.Conv2d(cfg.num_channels, cfg.embedding_size, stem_kernel, stride=2,
+                                            padding=stem_kernel // 2, bias=False)
         self.proj = nn.ModuleList(nn.Conv2d(c, neck_channels, 1) for c in cfg.hidden_sizes)
         self.fuse = nn.Sequential(nn.Conv2d(4 * neck_channels, neck_channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(neck_channels), nn.ReLU(inplace=True))
