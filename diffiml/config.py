@@ -170,22 +170,22 @@ def build_model(stage: str, s: dict, vae=None, teacher=None) -> tuple:
         model = LightVAE(latent_channels=s['latent_channels'], block_out_channels=widths)
         weight = s.get('distill_weight', 0.01)   # `teacher`: a loaded distillation teacher, or None
         return model, lambda m, b: vae_loss(m, torch.cat([b['mask'], b['edge']]), teacher, weight)
+    if stage not in ('train_diffiml', 'train_baseline'):
+        raise ConfigError(f'build_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline')
+    # the condition encoder, the same in both models
+    enc = dict(backbone=s['backbone'], neck_channels=s['neck_channels'], noise_stem=s.get('noise_stem', 'none'),
+               stem_kernel=s.get('stem_kernel', 7))
     if stage == 'train_diffiml':
         if vae is None:
             raise ConfigError('build_model: train_diffiml needs the mask autoencoder (vae=)')
-        model = DiffIML.build(vae, backbone=s['backbone'], neck_channels=s['neck_channels'],
-                              unet_channels=(s['unet_channels'],), layers_per_block=s['layers_per_block'],
+        model = DiffIML.build(vae, **enc, unet_channels=(s['unet_channels'],), layers_per_block=s['layers_per_block'],
                               mid_attention=bool(s['mid_attention']), attention_head_dim=s['attention_head_dim'],
                               norm_num_groups=s['norm_num_groups'], sample_size=s['size'] // vae.downsample,
-                              edge=bool(s.get('edge', 1)), noise_stem=s.get('noise_stem', 'none'),
-                              stem_kernel=s.get('stem_kernel', 7))
+                              edge=bool(s.get('edge', 1)))
         loss = lambda m, b: m.loss(b, s['error_prior'], s['mask_weight'], s['edge_weight'])
-    elif stage == 'train_baseline':
-        model = Baseline(s['backbone'], s['neck_channels'], s['dice_weight'], image_size=s['size'],
-                         noise_stem=s.get('noise_stem', 'none'), stem_kernel=s.get('stem_kernel', 7))
-        loss = lambda m, b: m.loss(b)
     else:
-        raise ConfigError(f'build_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline')
+        model = Baseline(**enc, dice_weight=s['dice_weight'], image_size=s['size'])
+        loss = lambda m, b: m.loss(b)
     # the resolution it is built to train at, so that it predicts in that mode before it has a checkpoint record
     model.trained_with = dict(resolution=dict(mode=s.get('mode', 'resize'), size=s['size']))
     return model, loss

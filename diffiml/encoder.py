@@ -112,8 +112,8 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
             self.mit = SegformerModel(cfg)
         else:
             self.resnet = ResNetModel(cfg)
-            if stem_kernel != 7:   # a new first convolution (PyTorch's default init); 7 keeps transformers' own
-                emb = self.resnet.embedder.embedder
+            emb = self.resnet.embedder.embedder
+            if emb.convolution.kernel_size != (stem_kernel, stem_kernel):   # a new conv (PyTorch's init) unless k is 7
                 emb.convolution = nn.Conv2d(cfg.num_channels, cfg.embedding_size, stem_kernel, stride=2,
                                             padding=stem_kernel // 2, bias=False)
         self.proj = nn.ModuleList(nn.Conv2d(c, neck_channels, 1) for c in cfg.hidden_sizes)
