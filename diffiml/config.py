@@ -167,14 +167,15 @@ def build_model(stage: str, s: dict, vae=None, teacher=None) -> tuple:
     "(model, loss_fn) that training `stage` builds from its settings `s`; train_diffiml needs the autoencoder `vae`."
     if stage == 'train_vae':
         widths = tuple(s['base_width'] * k for k in (1, 2, 4))
-        model = LightVAE(latent_channels=s['latent_channels'], block_out_channels=widths)
+        optional = {k: s[k] for k in ('output_stride',) if k in s}   # absent: LightVAE's default
+        model = LightVAE(latent_channels=s['latent_channels'], block_out_channels=widths, **optional)
         weight = s.get('distill_weight', 0.01)   # `teacher`: a loaded distillation teacher, or None
         return model, lambda m, b: vae_loss(m, torch.cat([b['mask'], b['edge']]), teacher, weight)
     if stage not in ('train_diffiml', 'train_baseline'):
         raise ConfigError(f'build_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline')
     # the condition encoder, the same in both models
-    enc = dict(backbone=s['backbone'], neck_channels=s['neck_channels'], noise_stem=s.get('noise_stem', 'none'),
-               stem_kernel=s.get('stem_kernel', 7))
+    optional = {k: s[k] for k in ('noise_stem', 'stem_kernel') if k in s}   # absent: ConditionEncoder's defaults
+    enc = dict(backbone=s['backbone'], neck_channels=s['neck_channels'], **optional)
     if stage == 'train_diffiml':
         if vae is None:
             raise ConfigError('build_model: train_diffiml needs the mask autoencoder (vae=)')

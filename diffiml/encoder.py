@@ -113,7 +113,8 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
         else:
             self.resnet = ResNetModel(cfg)
             emb = self.resnet.embedder.embedder
-            if emb.convolution.kernel_size != (stem_kernel, stem_kernel):   # a new conv (PyTorch's init) unless k is 7
+            # transformers builds a 7x7 first convolution; another kernel gets a new one (PyTorch's initialization)
+            if emb.convolution.kernel_size != (stem_kernel, stem_kernel):
                 emb.convolution = nn.Conv2d(cfg.num_channels, cfg.embedding_size, stem_kernel, stride=2,
                                             padding=stem_kernel // 2, bias=False)
         self.proj = nn.ModuleList(nn.Conv2d(c, neck_channels, 1) for c in cfg.hidden_sizes)

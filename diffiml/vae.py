@@ -41,15 +41,19 @@ class LightVAE(ModelMixin, ConfigMixin):
                  in_channels: int = 1,             # mask channels
                  latent_channels: int = 4,         # channels of the latent
                  block_out_channels: tuple = (32, 64, 128),  # widths of the stride-2 stages (3 stages = 8x)
-                 scaling_factor: float = 0.18215): # latents are multiplied by this
+                 scaling_factor: float = 0.18215,  # latents are multiplied by this
+                 output_stride: int = 1):          # 2: the decoder draws logits at 1/2 size, upsampled bilinearly
         super().__init__()
-        w = list(block_out_channels)
+        w, k = list(block_out_channels), len(block_out_channels)
+        if output_stride not in [2 ** j for j in range(k)]:
+            raise ValueError(f'output_stride={output_stride}; choose a power of 2 below {2 ** k} (the encoder stride)')
         self.encoder = nn.Sequential(*[_down(a, b) for a, b in zip([in_channels] + w[:-1], w)],
                                      nn.Conv2d(w[-1], latent_channels, 1))
         r = w[::-1]
+        outs = (r[1:] + r[-1:])[:k - output_stride.bit_length() + 1]   # one stride-2 stage fewer per halving
         self.decoder = nn.Sequential(nn.Conv2d(latent_channels, r[0], 1),
-                                     *[_up(a, b) for a, b in zip(r, r[1:] + r[-1:])],
-                                     nn.Conv2d(r[-1], in_channels, 3, padding=1))
+                                     *[_up(a, b) for a, b in zip(r, outs)],
+                                     nn.Conv2d(outs[-1], in_channels, 3, padding=1))
     @property
     def downsample(self) -> int: return 2 ** len(self.config.block_out_channels)
     def encode(self, x):
@@ -59,7 +63,9 @@ class LightVAE(ModelMixin, ConfigMixin):
         "Logits from a scaled latent `z` (eval mode, no autograd: via `folded_decode`, the same logits, faster)."
         z = z / self.config.scaling_factor
         fold = not self.training and not torch.is_grad_enabled()   # folded weights are new leaves
-        return folded_decode(self.decoder, z) if fold else self.decoder(z)
+        x = folded_decode(self.decoder, z) if fold else self.decoder(z)
+        s = self.config.output_stride
+        return x if s == 1 else F.interpolate(x, scale_factor=s, mode='bilinear', align_corners=False)
     def forward(self, x): return self.decode(self.encode(x))
 
 # %% ../nbs/01_vae.ipynb #32e0f627
