@@ -171,7 +171,7 @@ class IMLDataset(torch.utils.data.Dataset):
         if self.augment:
             img, m = self.augment(img, m, rng)
         e = edge_band(m, self.edge_width)
-        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float()
+        t = lambda a: torch.from_numpy(np.array(a, dtype=np.float32))   # a writable copy: cached images are read-only
         return dict(image=t(img).permute(2, 0, 1) / 255, mask=t(m)[None], edge=t(e)[None])
 
 # %% ../nbs/00b_augment.ipynb #c0c1d2e4

@@ -42,10 +42,10 @@ class LightVAE(ModelMixin, ConfigMixin):
                  latent_channels: int = 4,         # channels of the latent
                  block_out_channels: tuple = (32, 64, 128),  # widths of the stride-2 stages (3 stages = 8x)
                  scaling_factor: float = 0.18215,  # latents are multiplied by this
-                 output_stride: int = 1):          # 2: the decoder draws logits at 1/2 size, upsampled bilinearly
+                 output_stride: int = 1):          # s: the decoder draws logits at 1/s size, upsampled bilinearly
         super().__init__()
         w, k = list(block_out_channels), len(block_out_channels)
-        if output_stride not in [2 ** j for j in range(k)]:
+        if type(output_stride) is not int or output_stride not in [2 ** j for j in range(k)]:
             raise ValueError(f'output_stride={output_stride}; choose a power of 2 below {2 ** k} (the encoder stride)')
         self.encoder = nn.Sequential(*[_down(a, b) for a, b in zip([in_channels] + w[:-1], w)],
                                      nn.Conv2d(w[-1], latent_channels, 1))
