@@ -46,7 +46,7 @@ class LightVAE(ModelMixin, ConfigMixin):
         super().__init__()
         w, k = list(block_out_channels), len(block_out_channels)
         if type(output_stride) is not int or output_stride not in [2 ** j for j in range(k)]:
-            raise ValueError(f'output_stride={output_stride}; choose a power of 2 below {2 ** k} (the encoder stride)')
+            raise ValueError(f'output_stride={output_stride!r}; an int power of 2 below {2 ** k} (the encoder stride)')
         self.encoder = nn.Sequential(*[_down(a, b) for a, b in zip([in_channels] + w[:-1], w)],
                                      nn.Conv2d(w[-1], latent_channels, 1))
         r = w[::-1]
