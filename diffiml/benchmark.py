@@ -16,12 +16,14 @@ from .augment import IMLDataset
 from .sampler import Sampler
 from .train import fit
 from .config import read_params, stage_settings, build_model, data_view
+from .inference import _device, _items, _native, predict_maps
 
 TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
-__all__ = ['TRAINING', 'CAT_SIZES', 'time_training', 'time_sampling', 'benchmark_profile', 'predict_cost', 'machine_rates',
-           'rate_row', 'time_parts', 'time_attention', 'prediction_memory', 'data_memory']
+__all__ = ['TRAINING', 'CAT_SIZES', 'time_training', 'time_sampling', 'benchmark_profile', 'time_interleaved', 'predict_costs',
+           'predict_cost', 'machine_rates', 'rate_row', 'time_parts', 'time_predictions', 'time_attention',
+           'prediction_memory', 'data_memory']
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
@@ -105,13 +107,36 @@ def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsd
                               solver=sampler.solver))
 
 # %% ../nbs/09_benchmark.ipynb #e3a9c0d1
+def time_interleaved(calls: dict, repeats: int = 5, warmup: int = 2) -> dict:
+    "name -> median seconds of each call of `calls`, timed in `repeats` rounds that run every call once."
+    for _ in range(warmup):   # e.g. the score network's trace made, then profiled by TorchScript's executor
+        for call in calls.values():
+            call()
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            _sync()
+            t0 = time.perf_counter()
+            call()
+            _sync()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
+
 @torch.inference_mode()
+def predict_costs(entries: dict, image, repeats: int = 5) -> dict:
+    "name -> (GFLOPs, interleaved median ms) per image of `model.predict(image, sampler)` for name -> (model, sampler)."
+    calls = {name: (lambda m=m, s=s: m.predict(image, s)) for name, (m, s) in entries.items()}
+    gflops = {}
+    for name, call in calls.items():   # counted eagerly: no trace is made under the counter
+        with FlopCounterMode(display=False) as fc:
+            call()
+        gflops[name] = fc.get_total_flops() / 1e9 / len(image)
+    secs = time_interleaved(calls, repeats)
+    return {name: (gflops[name], 1000 * secs[name] / len(image)) for name in calls}
+
 def predict_cost(model, image, sampler: Sampler | None = None, repeats: int = 5) -> tuple:
-    "(GFLOPs, median milliseconds) per image of `model.predict(image, sampler)`; the counted call is the warm-up."
-    with FlopCounterMode(display=False) as fc:
-        model.predict(image, sampler)
-    ms = 1000 * _median_s(lambda: model.predict(image, sampler), repeats, warmup=False)
-    return fc.get_total_flops() / 1e9 / len(image), ms / len(image)
+    "(GFLOPs, median milliseconds) per image of `model.predict(image, sampler)` (`predict_costs` of one entry)."
+    return predict_costs({'model': (model, sampler)}, image, repeats)['model']
 
 @torch.inference_mode()
 def machine_rates(repeats: int = 5) -> dict:
@@ -148,24 +173,40 @@ def time_parts(model, baseline, image, batches=(1, 5, 10), repeats: int = 5, rat
     "Rows of interleaved median ms, GFLOPs and GFLOP/s per image of the baseline and of DiffIML's parts on `image`."
     model, baseline = model.eval(), baseline.eval()
     parts, rates = _parts(model, baseline, image, batches), rates or machine_rates()
-    gflops, times = {}, {name: [] for name in parts}
+    gflops = {}
     for name, (n, call) in parts.items():   # counts the operations (eagerly: no trace is made under the counter)
         with FlopCounterMode(display=False) as fc:
             call()
         gflops[name] = fc.get_total_flops() / n / 1e9
-    for _ in range(2):   # the warm-up: the score network's trace made, then profiled by TorchScript's executor
-        for name, (n, call) in parts.items():
-            call()
-    for _ in range(repeats):
-        for name, (n, call) in parts.items():
-            t0 = time.perf_counter()
-            call()
-            times[name].append((time.perf_counter() - t0) / n)
-    ms = {name: 1000 * statistics.median(v) for name, v in times.items()}
+    secs = time_interleaved({name: call for name, (n, call) in parts.items()}, repeats)
+    ms = {name: 1000 * secs[name] / n for name, (n, call) in parts.items()}
     inside = ('encoder', 'score pass, batch 1', 'decoder')
     ms['sampler overhead'] = ms['DiffIML 1x1'] - sum(ms[k] for k in inside)
     gflops['sampler overhead'] = max(gflops['DiffIML 1x1'] - sum(gflops[k] for k in inside), 0.0)
     return [rate_row(name, ms[name], gflops[name], rates, vs_baseline=ms[name] / ms['baseline']) for name in ms]
+
+# %% ../nbs/09_benchmark.ipynb #6bd3c2b6
+def _prediction_inputs(dataset, n_images: int, batch_size: int) -> list:
+    "The first `n_images` of `dataset` as prediction inputs: native RGB arrays, else batches of image tensors."
+    idx = range(min(n_images, len(dataset)))
+    if _native(dataset):
+        return [rgb for _, (rgb, _) in _items(dataset, idx, dataset.sample)]
+    images = [x['image'] for _, x in _items(dataset, idx, dataset.__getitem__)]
+    return [torch.stack(images[i:i + batch_size]) for i in range(0, len(images), batch_size)]
+
+@torch.inference_mode()
+def time_predictions(entries: dict, dataset, n_images: int = 8, repeats: int = 3, batch_size: int = 8,
+                     mode: str | None = None) -> dict:   # native datasets: `predict_maps`'s mode (None: the model's)
+    "name -> interleaved median seconds per image of predicting the first `n_images` of `dataset`."
+    inputs = _prediction_inputs(dataset, n_images, batch_size)
+    if not inputs:
+        raise ValueError('time_predictions: the dataset has no image to time')
+    native, n = _native(dataset), sum(1 if _native(dataset) else len(b) for b in inputs)
+    def call(model, sampler):
+        if native: return lambda: [predict_maps(model, rgb, sampler, mode) for rgb in inputs]
+        return lambda: [model.predict(b.to(_device(model)), sampler) for b in inputs]
+    secs = time_interleaved({name: call(m.eval(), s) for name, (m, s) in entries.items()}, repeats, warmup=1)
+    return {name: s / n for name, s in secs.items()}
 
 # %% ../nbs/09_benchmark.ipynb #e3a9c0d5
 _SDPA = 'attention, fused SDPA'
