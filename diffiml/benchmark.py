@@ -21,7 +21,7 @@ from .inference import _device, _items, _native, predict_maps
 TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
-__all__ = ['TRAINING', 'CAT_SIZES', 'time_training', 'time_sampling', 'benchmark_profile', 'time_interleaved', 'predict_costs',
+__all__ = ['TRAINING', 'CAT_SIZES', 'time_interleaved', 'time_training', 'time_sampling', 'benchmark_profile', 'predict_costs',
            'predict_cost', 'machine_rates', 'rate_row', 'time_parts', 'time_predictions', 'time_attention',
            'prediction_memory', 'data_memory']
 
@@ -29,17 +29,24 @@ __all__ = ['TRAINING', 'CAT_SIZES', 'time_training', 'time_sampling', 'benchmark
 def _sync():
     if torch.cuda.is_available(): torch.cuda.synchronize()
 
+def time_interleaved(calls: dict, repeats: int = 5, warmup: int = 2) -> dict:
+    "name -> median seconds of each call of `calls`, timed in `repeats` rounds that run every call once."
+    for _ in range(warmup):   # e.g. the score network's trace made, then profiled by TorchScript's executor
+        for call in calls.values():
+            call()
+    times = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            _sync()
+            t0 = time.perf_counter()
+            call()
+            _sync()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(v) for name, v in times.items()}
+
 def _median_s(f, repeats: int, warmup: bool = True) -> float:
     "Median seconds of `repeats` calls of `f` (queued CUDA work included), after one warm-up call."
-    if warmup: f()
-    _sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        f()
-        _sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return time_interleaved({'f': f}, repeats, int(warmup))['f']
 
 def time_training(model, dataset, loss_fn, steps: int = 20, warmup: int = 5, batch_size: int = 16,
                   mixed_precision: str = 'no', num_workers: int = 0, lr: float = 1e-4) -> dict:
@@ -107,21 +114,6 @@ def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsd
                               solver=sampler.solver))
 
 # %% ../nbs/09_benchmark.ipynb #e3a9c0d1
-def time_interleaved(calls: dict, repeats: int = 5, warmup: int = 2) -> dict:
-    "name -> median seconds of each call of `calls`, timed in `repeats` rounds that run every call once."
-    for _ in range(warmup):   # e.g. the score network's trace made, then profiled by TorchScript's executor
-        for call in calls.values():
-            call()
-    times = {name: [] for name in calls}
-    for _ in range(repeats):
-        for name, call in calls.items():
-            _sync()
-            t0 = time.perf_counter()
-            call()
-            _sync()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(v) for name, v in times.items()}
-
 @torch.inference_mode()
 def predict_costs(entries: dict, image, repeats: int = 5) -> dict:
     "name -> (GFLOPs, interleaved median ms) per image of `model.predict(image, sampler)` for name -> (model, sampler)."
@@ -201,7 +193,8 @@ def time_predictions(entries: dict, dataset, n_images: int = 8, repeats: int = 3
     inputs = _prediction_inputs(dataset, n_images, batch_size)
     if not inputs:
         raise ValueError('time_predictions: the dataset has no image to time')
-    native, n = _native(dataset), sum(1 if _native(dataset) else len(b) for b in inputs)
+    native = _native(dataset)
+    n = len(inputs) if native else sum(len(b) for b in inputs)
     def call(model, sampler):
         if native: return lambda: [predict_maps(model, rgb, sampler, mode) for rgb in inputs]
         return lambda: [model.predict(b.to(_device(model)), sampler) for b in inputs]
