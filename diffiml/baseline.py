@@ -33,9 +33,11 @@ class Baseline(ModelMixin, ConfigMixin):
                  dice_weight: float = 1.0,        # weight of the Dice term in the loss
                  image_size: int | None = None,   # training resolution: the resized side, or the native crops' side
                  noise_stem: str = 'none',        # residuals fed beside RGB (see `ConditionEncoder`)
-                 stem_kernel: int = 7):           # kernel of the backbone's first convolution
+                 stem_kernel: int = 7,            # kernel of the backbone's first convolution
+                 jpeg_residuals: bool = False):   # the encoder's JPEG-quantization branch (see `ConditionEncoder`)
         super().__init__()
-        self.encoder = ConditionEncoder(backbone, neck_channels, noise_stem=noise_stem, stem_kernel=stem_kernel)
+        self.encoder = ConditionEncoder(backbone, neck_channels, noise_stem=noise_stem, stem_kernel=stem_kernel,
+                                        jpeg_residuals=jpeg_residuals)
         self.head = nn.Conv2d(neck_channels, 1, 1)
         self.trained_with = {}   # how it was trained (stage, settings, data), saved in diffiml.json
 

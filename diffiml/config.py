@@ -175,6 +175,8 @@ def build_model(stage: str, s: dict, vae=None, teacher=None) -> tuple:
         raise ConfigError(f'build_model: unknown stage {stage!r}; choose train_vae, train_diffiml or train_baseline')
     # the condition encoder, the same in both models
     optional = {k: s[k] for k in ('noise_stem', 'stem_kernel') if k in s}   # absent: ConditionEncoder's defaults
+    if 'jpeg_residuals' in s:
+        optional['jpeg_residuals'] = bool(s['jpeg_residuals'])
     enc = dict(backbone=s['backbone'], neck_channels=s['neck_channels'], **optional)
     if stage == 'train_diffiml':
         if vae is None:

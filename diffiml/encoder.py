@@ -12,8 +12,9 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 # %% auto #0
-__all__ = ['MIT_PRESETS', 'RESNET_PRESETS', 'SRM_KERNELS', 'NOISE_STEMS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'mit_config',
-           'NoiseStem', 'ConditionEncoder', 'load_backbone_weights']
+__all__ = ['MIT_PRESETS', 'RESNET_PRESETS', 'SRM_KERNELS', 'NOISE_STEMS', 'IJG_LUMA', 'JPEG_QUALITIES', 'JPEG_BANDS',
+           'IMAGENET_MEAN', 'IMAGENET_STD', 'mit_config', 'NoiseStem', 'ijg_table', 'dct_basis', 'JpegResiduals',
+           'ConditionEncoder', 'load_backbone_weights']
 
 # %% ../nbs/02_encoder.ipynb #c2135270
 MIT_PRESETS = {
@@ -87,6 +88,54 @@ class NoiseStem(nn.Module):
             out.append(F.conv2d(images * 255, self.bayar_weight(), padding=2) / self.truncate)
         return torch.cat(out, 1)
 
+# %% ../nbs/02_encoder.ipynb #38d86caf
+# the luminance quantization table of the JPEG standard (ITU T.81, Annex K), in row-major order of the frequencies
+IJG_LUMA = torch.tensor([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+                         14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+                         18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+                         49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99], dtype=torch.float32)
+JPEG_QUALITIES = (50, 60, 70, 75, 80, 85, 90, 95)   # the qualities whose tables JpegResiduals tests
+JPEG_BANDS = ((1, 2), (3, 5), (6, 14))               # frequency bands, as ranges of u + v (0: the DC term, left out)
+
+def ijg_table(quality: int) -> torch.Tensor:
+    "The luma quantization table (64,) that libjpeg builds for `quality` 1-100: Annex K's, scaled, clamped to 1-255."
+    if not 1 <= quality <= 100:
+        raise ValueError(f'JPEG quality {quality}; it must be 1-100')
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return ((IJG_LUMA * scale + 50) // 100).clamp(1, 255)
+
+def dct_basis(n: int = 8) -> torch.Tensor:
+    "The orthonormal 2-D DCT-II basis of n x n blocks as convolution kernels (n * n, 1, n, n), frequency u * n + v."
+    k = torch.arange(n, dtype=torch.float64)
+    c = torch.cos(torch.pi * (2 * k[None] + 1) * k[:, None] / (2 * n)) * (2 / n) ** 0.5
+    c[0] /= 2 ** 0.5
+    return torch.einsum('ui,vj->uvij', c, c).reshape(n * n, 1, n, n).float()
+
+class JpegResiduals(nn.Module):
+    "Per 8x8 block of images (B, 3, H, W) in [0, 1]: how far its luma DCT sits from the multiples of JPEG tables."
+    def __init__(self, qualities=JPEG_QUALITIES, bands=JPEG_BANDS):
+        super().__init__()
+        self.qualities, self.bands = tuple(qualities), tuple(bands)
+        self.register_buffer('basis', dct_basis(), persistent=False)
+        tables = torch.stack([ijg_table(q) for q in self.qualities])
+        self.register_buffer('tables', tables.view(1, len(self.qualities), 64, 1, 1), persistent=False)
+        uv = (torch.arange(8)[:, None] + torch.arange(8)[None]).flatten()
+        w = torch.stack([((uv >= lo) & (uv <= hi)).float() for lo, hi in self.bands])
+        self.register_buffer('band_weights', w / w.sum(1, keepdim=True), persistent=False)
+
+    @property
+    def out_channels(self) -> int:
+        return 2 * len(self.qualities) * len(self.bands)
+
+    def forward(self, images):
+        rgb = images * 255
+        luma = 0.299 * rgb[:, :1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3] - 128   # JPEG's Y, level-shifted
+        r = F.conv2d(luma, self.basis, stride=8)[:, None] / self.tables   # (B, qualities, 64, H/8, W/8)
+        residual = (r - r.round()).abs()                                  # 0 on a table's multiples, else mean 1/4
+        nonzero = (r.abs() > 0.5).float()                                 # not quantized to zero by the table
+        per_band = lambda t: torch.einsum('bqkhw,nk->bqnhw', t, self.band_weights).flatten(1, 2)
+        return torch.cat([(per_band(residual) - 0.25) * 4, per_band(nonzero) * 2 - 1], 1)
+
 # %% ../nbs/02_encoder.ipynb #f1872ad7
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -98,7 +147,8 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
                  neck_channels: int = 128,       # channels of each projection and of the fused map
                  downsample: int = 8,            # output stride (the latent resolution)
                  noise_stem: str = 'none',       # residuals fed beside RGB: none, srm, bayar or srm+bayar
-                 stem_kernel: int = 7):          # kernel of the backbone's first convolution (7: transformers')
+                 stem_kernel: int = 7,           # kernel of the backbone's first convolution (7: transformers')
+                 jpeg_residuals: bool = False):  # a branch from `JpegResiduals` into the neck (a fifth fused input)
         super().__init__()
         if noise_stem not in NOISE_STEMS:
             raise ValueError(f'noise_stem={noise_stem!r}; choose one of {", ".join(NOISE_STEMS)}')
@@ -118,8 +168,14 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
                 emb.convolution = nn.Conv2d(cfg.num_channels, cfg.embedding_size, stem_kernel, stride=2,
                                             padding=stem_kernel // 2, bias=False)
         self.proj = nn.ModuleList(nn.Conv2d(c, neck_channels, 1) for c in cfg.hidden_sizes)
-        self.fuse = nn.Sequential(nn.Conv2d(4 * neck_channels, neck_channels, 3, padding=1, bias=False),
-                                  nn.BatchNorm2d(neck_channels), nn.ReLU(inplace=True))
+        # 3x3 convolution, BatchNorm and ReLU from `c` channels to the neck's
+        block = lambda c: [nn.Conv2d(c, neck_channels, 3, padding=1, bias=False), nn.BatchNorm2d(neck_channels),
+                           nn.ReLU(inplace=True)]
+        self.jpeg_stats = JpegResiduals() if jpeg_residuals else None
+        self.jpeg_branch = None
+        if jpeg_residuals:
+            self.jpeg_branch = nn.Sequential(*block(self.jpeg_stats.out_channels), *block(neck_channels))
+        self.fuse = nn.Sequential(*block((4 + bool(jpeg_residuals)) * neck_channels))
         self.register_buffer('mean', torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer('std', torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -135,9 +191,12 @@ class ConditionEncoder(ModelMixin, ConfigMixin):
             feats = self.mit(x, output_hidden_states=True).hidden_states
         else:
             feats = self._resnet_stages(images)
+        maps = [p(f) for p, f in zip(self.proj, feats)]
+        if self.jpeg_branch is not None:
+            maps.append(self.jpeg_branch(self.jpeg_stats(images)))
         size = (H // s, W // s)
-        return self.fuse(torch.cat([F.interpolate(p(f), size=size, mode='bilinear', align_corners=False)
-                                    for p, f in zip(self.proj, feats)], 1))
+        maps = [F.interpolate(m, size=size, mode='bilinear', align_corners=False) for m in maps]
+        return self.fuse(torch.cat(maps, 1))
 
     def _first_conv(self, images, x):
         "The ResNet's first convolution of normalized RGB `x` and the stem's residuals, a Bayar stem folded in."

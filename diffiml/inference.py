@@ -20,7 +20,7 @@ from .baseline import Baseline
 from .sampler import Sampler
 
 # %% auto #0
-__all__ = ['MODELS', 'MODES', 'TILE', 'OVERLAP', 'RESOLUTIONS', 'pick_device', 'load_model', 'stride_of', 'resolution_of',
+__all__ = ['MODELS', 'MODES', 'TILE', 'OVERLAP', 'GRID', 'RESOLUTIONS', 'pick_device', 'load_model', 'stride_of', 'resolution_of',
            'pad_to', 'predict_maps', 'load_for_inference', 'iter_predictions', 'predict_dataset', 'scoring_maps',
            'score_predictions', 'evaluate_dataset']
 
@@ -49,6 +49,7 @@ def load_model(path):
 MODES = ('native', 'resize')
 TILE = 512          # side of the tiles of an image predicted in pieces (a multiple of every stride used here)
 OVERLAP = 64        # pixels shared by neighbouring tiles, blended
+GRID = 8            # tile offsets are multiples of this: the 8x8 JPEG grid, on which the training crops start
 
 def stride_of(model) -> int:
     "The side every input must be a multiple of: the backbone's 32, or more for a deeper score network."
@@ -70,12 +71,19 @@ def pad_to(x: torch.Tensor, stride: int) -> torch.Tensor:
     mode = 'reflect' if ph < x.shape[-2] and pw < x.shape[-1] else 'replicate'
     return F.pad(x, (0, pw, 0, ph), mode=mode)
 
-def _starts(n: int, tile: int, overlap: int) -> list[int]:
-    "Offsets of tiles of side `tile` covering `n` pixels with at least `overlap` shared; the last flush with the end."
+def _starts(n: int, tile: int, overlap: int, grid: int = GRID) -> list[int]:
+    "Offsets (multiples of `grid`) of tiles of side `tile` covering `n` pixels, neighbours sharing at least `overlap`."
+    if tile - overlap < grid:
+        raise ValueError(f'tile={tile}, overlap={overlap}: a tile must exceed its overlap by {grid} pixels or more')
     if n <= tile:
         return [0]
-    k = math.ceil((n - overlap) / (tile - overlap))
-    return [round(i * (n - tile) / (k - 1)) for i in range(k)]
+    last = -(-(n - tile) // grid) * grid          # the first grid offset from which a tile reaches the end
+    k = 1 + math.ceil(last / (tile - overlap))     # the fewest tiles, more if rounding to the grid opens a gap
+    while True:
+        starts = [round(i * last / (k - 1) / grid) * grid for i in range(k)]
+        if all(b - a <= tile - overlap for a, b in zip(starts, starts[1:])):
+            return starts
+        k += 1
 
 def _ramp(n: int, overlap: int) -> torch.Tensor:
     "Blending weights along one side of a tile: rising linearly over `overlap` pixels at both ends."

@@ -10,7 +10,8 @@ from scipy.stats import rankdata
 
 # %% auto #0
 __all__ = ['CHUNK', 'EXACT_AUC_PIXELS', 'AUC_BINS', 'pixel_f1', 'pixel_iou', 'pixel_auc', 'image_row', 'all_manipulated',
-           'image_score', 'image_metrics', 'summarize', 'score_maps', 'upsample', 'per_image_f1', 'paired_bootstrap']
+           'image_score', 'image_metrics', 'summarize', 'score_maps', 'upsample', 'per_image_f1', 'manipulated_f1',
+           'paired_bootstrap']
 
 # %% ../nbs/06_metrics.ipynb #74e83895
 def _counts(pred, gt):
@@ -128,6 +129,10 @@ def per_image_f1(probs, masks, threshold: float = 0.5) -> np.ndarray:
     "Pixel F1 of each manipulated image (maps and masks of any sizes, pairwise equal), in order."
     return np.array([pixel_f1(np.asarray(p) > threshold, np.asarray(m, bool))
                      for p, m in zip(probs, masks, strict=True) if np.asarray(m).any()])
+
+def manipulated_f1(rows) -> np.ndarray:
+    "Pixel F1 of each manipulated image among `image_row`s, in order: the scores `paired_bootstrap` pairs."
+    return np.array([r['f1'] for r in rows if r['manipulated']])
 
 def paired_bootstrap(a, b, n: int = 1000, seed: int = 0) -> tuple[float, float, float]:
     "Mean of `a - b` (per-image scores of two models on the same images) and its 95% paired-bootstrap interval."
