@@ -157,7 +157,8 @@ def _parts(model, baseline, image, batches) -> dict:
         zb, cb, tb = z.repeat(b, 1, 1, 1), cond.repeat(b, 1, 1, 1), t.repeat(b)
         parts[f'score pass, batch {b}'] = (b, lambda zb=zb, tb=tb, cb=cb: model.score(zb, tb, cb))
     parts['decoder'] = (1, lambda: model.vae.decode(z[:, :model.vae.config.latent_channels]))
-    parts['DiffIML 1x1'] = (1, lambda: Sampler()(model, image))
+    parts['DiffIML 1x1'] = (1, lambda: Sampler(steps=1)(model, image))
+    parts['DiffIML default sampler'] = (1, lambda: Sampler()(model, image))   # SAMPLERS['default']
     return parts
 
 @torch.inference_mode()
@@ -272,7 +273,7 @@ img = np.random.default_rng(0).integers(0, 256, (h, w, 3), dtype=np.uint8)
 Path('/proc/self/clear_refs').write_text('5')     # reset the peak (VmHWM) to what is resident now
 loaded = mib('VmRSS')
 t0 = time.perf_counter()
-out = predict_image(model, img, Sampler(steps=1, ensemble=1, tta=False))
+out = predict_image(model, img, Sampler())   # the shipped default
 print(json.dumps(dict(height=h, width=w, seconds=time.perf_counter() - t0, loaded_mib=loaded, peak_mib=mib('VmHWM'))))
 """
 

@@ -91,22 +91,25 @@ def _stage(a) -> int:
 def _sampler(a):
     "The one `Sampler` that the sampler options of `predict` / `evaluate` describe: a named setting, then changes."
     from diffiml.sampler import Sampler
-    changes = {k: getattr(a, k) for k in ('steps', 'ensemble', 'tta') if getattr(a, k) is not None}
+    changes = {k: getattr(a, k) for k in ('steps', 'ensemble', 'tta', 'init') if getattr(a, k) is not None}
     return Sampler.named(a.sampler, **changes, solver=a.solver, seed=a.seed)
 
 def _sampler_options(p) -> None:
     "Add the sampler options to subcommand parser `p`, with `Sampler`'s own defaults."
-    from diffiml.sampler import SAMPLERS, Sampler
+    from diffiml.sampler import SAMPLERS, INITS, Sampler
     d = Sampler()
     p.add_argument('--sampler', choices=tuple(SAMPLERS), default='default',
-                   help='named setting: default (1 step x 1 sample, no TTA), paper (8 steps x 5 samples + flip TTA); '
-                        '--steps, --ensemble, --tta / --no-tta change it (DiffIML)')
+                   help='named setting: default (2 steps from the mean, 1 sample, no TTA), paper (8 steps x 5 samples '
+                        'from noise + flip TTA); --steps, --ensemble, --tta / --no-tta, --init change it (DiffIML)')
     p.add_argument('--steps', type=_positive, default=None, help=f'sampler steps (DiffIML; default: {d.steps})')
     p.add_argument('--ensemble', type=_positive, default=None,
                    help='samples per image, averaged; their spread is the uncertainty map (one sample: its own '
                         f'Bernoulli std) (DiffIML; default: {d.ensemble})')
     p.add_argument('--tta', action=argparse.BooleanOptionalAction, default=None,
                    help='flip test-time augmentation, fused by max (DiffIML; default: off, on with --sampler paper)')
+    p.add_argument('--init', choices=INITS, default=None,
+                   help='where sampling starts: noise (a draw from the prior) or mean (0, deterministic; one sample '
+                        'only) (DiffIML; default: mean for one sample, noise for an ensemble)')
     p.add_argument('--solver', default=d.solver,
                    help="diffusers scheduler class, e.g. DPMSolverMultistepScheduler (default: the model's own)")
     p.add_argument('--seed', type=int, default=d.seed, help=f'seed of the sampler noise (default: {d.seed})')

@@ -13,8 +13,8 @@ from diffusers.models.modeling_utils import ModelMixin
 
 # %% auto #0
 __all__ = ['MIT_PRESETS', 'RESNET_PRESETS', 'SRM_KERNELS', 'NOISE_STEMS', 'IJG_LUMA', 'JPEG_QUALITIES', 'JPEG_BANDS',
-           'IMAGENET_MEAN', 'IMAGENET_STD', 'mit_config', 'NoiseStem', 'ijg_table', 'dct_basis', 'JpegResiduals',
-           'ConditionEncoder', 'load_backbone_weights']
+           'JPEG_LUMA_WEIGHTS', 'IMAGENET_MEAN', 'IMAGENET_STD', 'mit_config', 'NoiseStem', 'ijg_table', 'dct_basis',
+           'JpegResiduals', 'ConditionEncoder', 'load_backbone_weights']
 
 # %% ../nbs/02_encoder.ipynb #c2135270
 MIT_PRESETS = {
@@ -111,30 +111,42 @@ def dct_basis(n: int = 8) -> torch.Tensor:
     c[0] /= 2 ** 0.5
     return torch.einsum('ui,vj->uvij', c, c).reshape(n * n, 1, n, n).float()
 
+JPEG_LUMA_WEIGHTS = (0.299, 0.587, 0.114)   # JPEG's Y from RGB (JFIF)
+
 class JpegResiduals(nn.Module):
     "Per 8x8 block of images (B, 3, H, W) in [0, 1]: how far its luma DCT sits from the multiples of JPEG tables."
     def __init__(self, qualities=JPEG_QUALITIES, bands=JPEG_BANDS):
         super().__init__()
         self.qualities, self.bands = tuple(qualities), tuple(bands)
-        self.register_buffer('basis', dct_basis(), persistent=False)
-        tables = torch.stack([ijg_table(q) for q in self.qualities])
-        self.register_buffer('tables', tables.view(1, len(self.qualities), 64, 1, 1), persistent=False)
+        if any(lo < 1 or hi < lo for lo, hi in self.bands):
+            raise ValueError(f'JPEG bands {self.bands}; each is a range lo-hi of u + v with 1 <= lo <= hi (DC is out)')
         uv = (torch.arange(8)[:, None] + torch.arange(8)[None]).flatten()
-        w = torch.stack([((uv >= lo) & (uv <= hi)).float() for lo, hi in self.bands])
-        self.register_buffer('band_weights', w / w.sum(1, keepdim=True), persistent=False)
+        in_band = [torch.nonzero((uv >= lo) & (uv <= hi)).flatten() for lo, hi in self.bands]
+        self.band_sizes = [len(i) for i in in_band]   # each band is a run of this many frequencies
+        order = torch.cat(in_band)
+        luma = torch.tensor(JPEG_LUMA_WEIGHTS).view(1, 3, 1, 1) * 255
+        self.register_buffer('basis', dct_basis()[order] * luma, persistent=False)   # (frequencies, 3, 8, 8)
+        tables = torch.stack([ijg_table(q)[order] for q in self.qualities])
+        self.register_buffer('tables', tables.view(len(self.qualities), 1, -1, 1, 1), persistent=False)
 
     @property
     def out_channels(self) -> int:
         return 2 * len(self.qualities) * len(self.bands)
 
+    def per_band(self, t):
+        "Mean of (B, frequencies, h, w) over each band's run of frequencies: (B, bands, h, w)."
+        return torch.cat([run.mean(1, keepdim=True) for run in t.split(self.band_sizes, 1)], 1)
+
     def forward(self, images):
-        rgb = images * 255
-        luma = 0.299 * rgb[:, :1] + 0.587 * rgb[:, 1:2] + 0.114 * rgb[:, 2:3] - 128   # JPEG's Y, level-shifted
-        r = F.conv2d(luma, self.basis, stride=8)[:, None] / self.tables   # (B, qualities, 64, H/8, W/8)
-        residual = (r - r.round()).abs()                                  # 0 on a table's multiples, else mean 1/4
-        nonzero = (r.abs() > 0.5).float()                                 # not quantized to zero by the table
-        per_band = lambda t: torch.einsum('bqkhw,nk->bqnhw', t, self.band_weights).flatten(1, 2)
-        return torch.cat([(per_band(residual) - 0.25) * 4, per_band(nonzero) * 2 - 1], 1)
+        with torch.autocast(images.device.type, enabled=False):   # bf16 would blur the residuals it measures
+            c = F.conv2d(images.float(), self.basis, stride=8)   # luma DCT (B, frequencies, H/8, W/8)
+            residual, nonzero = [], []
+            for table in self.tables:   # one table at a time: the working set stays in cache
+                r = c / table
+                n = r.round()
+                nonzero.append(self.per_band(n.abs().clamp_(max=1)))  # 1 where not quantized to zero (bools are slow)
+                residual.append(self.per_band((r - n).abs_()))       # 0 on a table's multiples, else mean 1/4
+            return torch.cat([(torch.cat(residual, 1) - 0.25) * 4, torch.cat(nonzero, 1) * 2 - 1], 1)
 
 # %% ../nbs/02_encoder.ipynb #f1872ad7
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)

@@ -11,7 +11,7 @@ import diffusers
 import torch
 
 # %% auto #0
-__all__ = ['NOISE_SCHEDULE', 'SAMPLERS', 'make_scheduler', 'Sampler']
+__all__ = ['NOISE_SCHEDULE', 'SAMPLERS', 'INITS', 'make_scheduler', 'Sampler']
 
 # %% ../nbs/14_sampler.ipynb #47d8309a
 NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule='linear', beta_start=1e-4, beta_end=0.02,
@@ -26,25 +26,34 @@ def make_scheduler(name: str = 'DDIMScheduler', **overrides):
 
 # %% ../nbs/14_sampler.ipynb #da496c8f
 SAMPLERS = dict(
-    default=dict(steps=1, ensemble=1, tta=False),   # one network pass (the study's pick is in reports/sampler)
-    paper=dict(steps=8, ensemble=5, tta=True),      # the paper's: 80 score-network passes per image
+    default=dict(steps=2, ensemble=1, tta=False),     # one sample, so from the mean (the study's pick: reports/sampler)
+    paper=dict(steps=8, ensemble=5, tta=True, init='noise'),     # the paper's: 80 score-network passes per image
 )
+INITS = ('noise', 'mean')   # where sampling starts: a draw from the prior, or its mean (0)
 
 # solvers by (class, noise schedule), built once per thread: a solver holds the state of the call that runs it
 _SOLVERS = threading.local()
 
 @dataclass
 class Sampler:
-    "How to draw masks from a DiffIML model (default: DDIM, 1 step x 1 sample; `Sampler.named('paper')`: 8 x 5 + TTA)."
-    steps: int = 1                  # solver steps
+    "How to draw masks from a DiffIML (default: DDIM, 2 steps from the mean; `Sampler.named('paper')`: 8 x 5 + TTA)."
+    steps: int = 2                  # solver steps
     ensemble: int = 1               # independent samples per image, averaged in latent space
     tta: bool = False               # add the horizontal flip, fuse by pixel-wise max
+    init: str | None = None         # noise or mean (see INITS); None: mean for one sample, noise for an ensemble
     solver: str | None = None       # a diffusers scheduler class name; None: the model's own (DDIM by default)
-    seed: int | None = 0            # seed of the initial noise (None: unseeded)
+    seed: int | None = 0            # seed of the initial noise (None: unseeded; unused from the mean)
 
     def __post_init__(self):
         if self.steps < 1 or self.ensemble < 1:
             raise ValueError(f'Sampler: steps and ensemble must be at least 1, got {self.steps} and {self.ensemble}')
+        if self.init is None:
+            self.init = 'mean' if self.ensemble == 1 else 'noise'
+        if self.init not in INITS:
+            raise ValueError(f'Sampler: init={self.init!r}; choose one of {", ".join(INITS)}')
+        if self.init == 'mean' and self.ensemble > 1:
+            raise ValueError(f"Sampler: init='mean' starts all {self.ensemble} members at one latent; "
+                             "an ensemble needs init='noise'")
 
     @classmethod
     def named(cls, name: str = 'default', **changes) -> Sampler:
@@ -79,7 +88,10 @@ class Sampler:
         "Clean latents for condition maps `cond`; `record` gets each step's x0 (and teacher-forced x0 of `teacher`)."
         sched = self.scheduler(model)
         shape = (cond.shape[0], model.score.config.latent_channels, *cond.shape[-2:])
-        x = torch.randn(shape, generator=generator).to(cond) * sched.init_noise_sigma
+        if self.init == 'mean':
+            x = torch.zeros(shape, dtype=cond.dtype, device=cond.device)
+        else:
+            x = torch.randn(shape, generator=generator).to(cond) * sched.init_noise_sigma
         for t in sched.timesteps:
             step = dict(t=int(t))
             if teacher is not None:   # the exact noisy latent of this timestep (what training sees)

@@ -1,6 +1,7 @@
 """Seeded outputs of tiny DiffIML and baseline models, pinned: a speed-up of the inference path (folded BatchNorm,
 channels-last layout, batching) must not change what a fixed sampler setting predicts beyond float tolerance.
-The values in pinned_outputs.json were recorded before the fast path existed (commit 0fc1f93)."""
+The values in pinned_outputs.json were recorded before the fast path existed (commit 0fc1f93); those of the default
+sampler, which starts at the prior's mean, when that start was added (`diffiml_default`)."""
 import json
 import pytest, torch
 from conftest import REPO
@@ -10,7 +11,8 @@ from diffiml.baseline import Baseline
 from diffiml.sampler import Sampler
 
 PINNED = json.loads((REPO/'tests'/'pinned_outputs.json').read_text())
-SAMPLERS = dict(baseline=None, diffiml_1x1=Sampler(), diffiml_2x2_tta=Sampler(steps=2, ensemble=2, tta=True))
+SAMPLERS = dict(baseline=None, diffiml_1x1=Sampler(steps=1, init='noise'),   # the default when first pinned
+                diffiml_2x2_tta=Sampler(steps=2, ensemble=2, tta=True), diffiml_default=Sampler())
 
 def randomize_norms(model, seed):
     "Seeded non-trivial BatchNorm statistics and affine parameters, so that folding them is exercised; eval mode."

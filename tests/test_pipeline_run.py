@@ -52,7 +52,10 @@ def test_robustness_sampler_efficiency(run):
     assert rob.pixel_f1.between(0, 1).all()
     samp = pd.read_csv(run/'reports/sampler/sampler.csv')
     q = stage_parameters('sampler', 'smoke')
-    n_cfg = len(q['solvers'].split(',')) * len(str(q['steps']).split(',')) * len(str(q['ensembles']).split(',')) * len(str(q['tta']).split(','))
+    size = lambda k: len(str(q[k]).split(','))
+    per_start = size('solvers') * size('steps') * size('tta')
+    ones = sum(int(e) == 1 for e in str(q['ensembles']).split(','))   # the mean starts one sample only
+    n_cfg = per_start * (size('ensembles') * ('noise' in q['inits']) + ones * ('mean' in q['inits']))
     assert len(samp) == n_cfg + 1 and (samp.seconds_per_image > 0).all()
     eff = pd.read_csv(run/'reports/efficiency/efficiency.csv')
     assert list(eff.model) == ['Baseline'] + ['DiffIML'] * len(stage_parameters('efficiency', 'smoke')['configs'].split(','))
