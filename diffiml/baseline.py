@@ -34,11 +34,15 @@ class Baseline(ModelMixin, ConfigMixin):
                  image_size: int | None = None,   # training resolution: the resized side, or the native crops' side
                  noise_stem: str = 'none',        # residuals fed beside RGB (see `ConditionEncoder`)
                  stem_kernel: int = 7,            # kernel of the backbone's first convolution
-                 jpeg_residuals: bool = False):   # the encoder's JPEG-quantization branch (see `ConditionEncoder`)
+                 jpeg_residuals: bool = False,    # the encoder's JPEG-quantization branch (see `ConditionEncoder`)
+                 edge_weight: float = 0.0):       # weight of the edge-band head's loss (0: no edge head)
         super().__init__()
+        if edge_weight < 0:
+            raise ValueError(f'Baseline: edge_weight={edge_weight}; it must be 0 (no edge head) or positive')
         self.encoder = ConditionEncoder(backbone, neck_channels, noise_stem=noise_stem, stem_kernel=stem_kernel,
                                         jpeg_residuals=jpeg_residuals)
         self.head = nn.Conv2d(neck_channels, 1, 1)
+        self.edge_head = nn.Conv2d(neck_channels, 1, 1) if edge_weight > 0 else None   # training only
         self.trained_with = {}   # how it was trained (stage, settings, data), saved in diffiml.json
 
     @property
@@ -48,14 +52,28 @@ class Baseline(ModelMixin, ConfigMixin):
 
     def forward(self, images):
         "Logits (B, 1, H, W) for images (B, 3, H, W) in [0, 1]."
-        logits = self.head(self.encoder(images))
-        return F.interpolate(logits, size=images.shape[-2:], mode='bilinear', align_corners=False)
+        return self._logits(self.head, self.encoder(images), images)
+
+    def _logits(self, head, features, images):
+        "`head`'s logits on `features`, upsampled to the size of `images`."
+        return F.interpolate(head(features), size=images.shape[-2:], mode='bilinear', align_corners=False)
+
+    def _bce_dice(self, logits, target):
+        "BCE + `dice_weight` x Dice."
+        bce = F.binary_cross_entropy_with_logits(logits, target)
+        return bce + self.config.dice_weight * dice_loss(logits, target)
 
     def loss(self, batch: dict):
-        "BCE + Dice loss on a batch of `image` and `mask` tensors."
-        logits = self(batch['image'])
-        bce = F.binary_cross_entropy_with_logits(logits, batch['mask'])
-        return bce + self.config.dice_weight * dice_loss(logits, batch['mask'])
+        "BCE + Dice loss on a batch of `image` and `mask` tensors (and `edge`, with an edge head)."
+        images = batch['image']
+        features = self.encoder(images)
+        loss = self._bce_dice(self._logits(self.head, features, images), batch['mask'])
+        if self.edge_head is None:
+            return loss
+        if 'edge' not in batch:
+            raise KeyError('Baseline.loss: edge_weight > 0 needs the edge band of each mask in the batch (`edge`)')
+        edge = self._bce_dice(self._logits(self.edge_head, features, images), batch['edge'])
+        return loss + self.config.edge_weight * edge
 
     @torch.no_grad()
     def predict(self, images, sampler=None, **kwargs) -> dict:

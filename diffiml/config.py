@@ -187,7 +187,8 @@ def build_model(stage: str, s: dict, vae=None, teacher=None) -> tuple:
                               edge=bool(s.get('edge', 1)))
         loss = lambda m, b: m.loss(b, s['error_prior'], s['mask_weight'], s['edge_weight'])
     else:
-        model = Baseline(**enc, dice_weight=s['dice_weight'], image_size=s['size'])
+        model = Baseline(**enc, dice_weight=s['dice_weight'], image_size=s['size'],
+                         edge_weight=s.get('edge_weight', 0.0))   # absent: no edge head, as before it existed
         loss = lambda m, b: m.loss(b)
     # the resolution it is built to train at, so that it predicts in that mode before it has a checkpoint record
     model.trained_with = dict(resolution=dict(mode=s.get('mode', 'resize'), size=s['size']))

@@ -118,8 +118,9 @@ class JpegResiduals(nn.Module):
     def __init__(self, qualities=JPEG_QUALITIES, bands=JPEG_BANDS):
         super().__init__()
         self.qualities, self.bands = tuple(qualities), tuple(bands)
-        if any(lo < 1 or hi < lo for lo, hi in self.bands):
-            raise ValueError(f'JPEG bands {self.bands}; each is a range lo-hi of u + v with 1 <= lo <= hi (DC is out)')
+        if any(lo < 1 or hi < lo or hi > 14 for lo, hi in self.bands):
+            raise ValueError(f'JPEG bands {self.bands}; each is a range lo-hi of u + v with 1 <= lo <= hi <= 14 '
+                             '(DC is out; 14 is the highest frequency of an 8x8 block)')
         uv = (torch.arange(8)[:, None] + torch.arange(8)[None]).flatten()
         in_band = [torch.nonzero((uv >= lo) & (uv <= hi)).flatten() for lo, hi in self.bands]
         self.band_sizes = [len(i) for i in in_band]   # each band is a run of this many frequencies

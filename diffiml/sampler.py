@@ -26,7 +26,7 @@ def make_scheduler(name: str = 'DDIMScheduler', **overrides):
 
 # %% ../nbs/14_sampler.ipynb #da496c8f
 SAMPLERS = dict(
-    default=dict(steps=2, ensemble=1, tta=False),     # one sample, so from the mean (the study's pick: reports/sampler)
+    default=dict(steps=2, ensemble=1, tta=False),                # one sample, so from the mean (reports/sampler)
     paper=dict(steps=8, ensemble=5, tta=True, init='noise'),     # the paper's: 80 score-network passes per image
 )
 INITS = ('noise', 'mean')   # where sampling starts: a draw from the prior, or its mean (0)
@@ -40,9 +40,9 @@ class Sampler:
     steps: int = 2                  # solver steps
     ensemble: int = 1               # independent samples per image, averaged in latent space
     tta: bool = False               # add the horizontal flip, fuse by pixel-wise max
-    init: str | None = None         # noise or mean (see INITS); None: mean for one sample, noise for an ensemble
     solver: str | None = None       # a diffusers scheduler class name; None: the model's own (DDIM by default)
     seed: int | None = 0            # seed of the initial noise (None: unseeded; unused from the mean)
+    init: str | None = None         # noise or mean (see INITS); None: mean for one sample, noise for an ensemble
 
     def __post_init__(self):
         if self.steps < 1 or self.ensemble < 1:
