@@ -71,7 +71,7 @@ class Baseline(ModelMixin, ConfigMixin):
         if self.edge_head is None:
             return loss
         if 'edge' not in batch:
-            raise KeyError('Baseline.loss: edge_weight > 0 needs the edge band of each mask in the batch (`edge`)')
+            raise ValueError('Baseline.loss: edge_weight > 0 needs the edge band of each mask in the batch (`edge`)')
         edge = self._bce_dice(self._logits(self.edge_head, features, images), batch['edge'])
         return loss + self.config.edge_weight * edge
 

@@ -127,3 +127,10 @@ class Sampler:
     def settings(self) -> dict:
         "The sampler as a plain dict (for JSON reports)."
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+
+    def describe(self, model=None) -> str:
+        "The setting in words for reports, e.g. 'DDIM 2 steps x 1 from the mean' (+ ' + flip TTA')."
+        solver = self.solver or (type(model.scheduler).__name__ if model is not None else '')
+        steps = f'{self.steps} step{"s" if self.steps > 1 else ""}'
+        words = f'{solver.removesuffix("Scheduler")} {steps} x {self.ensemble} from the {self.init}'.lstrip()
+        return words + (' + flip TTA' if self.tta else '')
