@@ -7,6 +7,14 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 os.environ.setdefault('MPLBACKEND', 'Agg')
 
+# pytest-xdist runs the tests in several workers (pyproject.toml). Each gets its share of the cores, and so do the
+# kernels and subprocesses it starts: torch's OpenMP threads spin while they wait, so two processes that each use every
+# core slow each other several-fold on a small machine.
+_workers = int(os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1'))
+if _workers > 1:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count() or 1
+    os.environ.setdefault('OMP_NUM_THREADS', str(max(1, _cores // _workers)))
+
 def load_yaml(name): return yaml.safe_load((REPO/name).read_text())
 def notebook_code(path): return [''.join(c['source']) for c in json.loads(Path(path).read_text())['cells'] if c['cell_type'] == 'code']
 
