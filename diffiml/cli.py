@@ -53,6 +53,7 @@ def _data_memory(a) -> int:
 def _benchmark(a) -> int:
     "`diffiml benchmark`: print (and write) `benchmark_profile`'s figures."
     from diffiml.benchmark import benchmark_profile     # imported here: it loads torch and the models
+    from diffiml.sampler import Sampler
     if a.out:   # checked before the minutes of timing; benchmark has no --overwrite
         _writable(Path(a.out), False, 'choose another --out (nothing is overwritten)')
     if a.memory:
@@ -68,8 +69,8 @@ def _benchmark(a) -> int:
         print(f"{st:16}{x['images_per_s']:10.1f}{x['ms_per_step']:10.1f}{x['batch_size']:7d}{mem:>10}"
               f"{x['parameters'] / 1e6:12.2f}")
     sp = r['sampling']
-    print(f"sampling: {sp['seconds_per_image']:.4f} s/image ({sp['sampler_steps']} steps x {sp['ensemble']} ensemble, "
-          f"tta {sp['tta']}, batch {sp['batch_size']})")
+    sampler = Sampler(steps=sp['sampler_steps'], ensemble=sp['ensemble'], tta=sp['tta'], solver=sp['solver'])
+    print(f"sampling: {sp['seconds_per_image']:.4f} s/image ({sampler.describe()}, batch {sp['batch_size']})")
     if a.out:
         write_atomic(a.out, json.dumps(r, indent=1))
     return 0
