@@ -16,7 +16,8 @@ if _workers > 1:
     os.environ.setdefault('OMP_NUM_THREADS', str(max(1, _cores // _workers)))
 
 def load_yaml(name): return yaml.safe_load((REPO/name).read_text())
-def notebook_code(path): return [''.join(c['source']) for c in json.loads(Path(path).read_text())['cells'] if c['cell_type'] == 'code']
+def notebook_code(path):
+    return [''.join(c['source']) for c in json.loads(Path(path).read_text())['cells'] if c['cell_type'] == 'code']
 
 def stage_parameters(stage: str, profile: str) -> dict:
     "The notebook parameters `diffiml stage` passes to `stage` when `profile` is active."

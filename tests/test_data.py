@@ -15,7 +15,8 @@ def test_every_real_sample_pairs_and_loads(data_dir, name):
     pairs = pair_folder(data_dir/'samples'/name)
     ds = IMLDataset(pairs, size=64, invert_masks=name == 'nist16')
     assert len(ds) == len(pairs) == len(list((data_dir/'samples'/name/'Tp').iterdir()))
-    for m in ds.masks: assert 0.005 < m.mean() < 0.5, f'{name}: manipulated fraction {m.mean():.3f}: polarity or threshold wrong?'
+    for m in ds.masks:
+        assert 0.005 < m.mean() < 0.5, f'{name}: manipulated fraction {m.mean():.3f}: polarity or threshold wrong?'
     for p in pairs: assert load_mask(p.mask, invert=name == 'nist16').shape == image_size(p.image)
 
 def test_nist16_polarity_is_explicit(data_dir):
@@ -24,7 +25,8 @@ def test_nist16_polarity_is_explicit(data_dir):
     assert load_mask(p.mask).mean() > 0.9 and load_mask(p.mask, invert=True).mean() < 0.1
 
 def test_jpeg_masks_with_grey_levels_are_binarized_at_127(data_dir):
-    for p in pair_folder(data_dir/'samples/columbia') + [q for q in pair_folder(data_dir/'samples/misc') if q.mask.suffix == '.jpg']:
+    jpeg_masks = [q for q in pair_folder(data_dir/'samples/misc') if q.mask.suffix == '.jpg']
+    for p in pair_folder(data_dir/'samples/columbia') + jpeg_masks:
         grey = np.asarray(Image.open(p.mask).convert('L'))
         assert len(np.unique(grey)) > 2
         np.testing.assert_array_equal(load_mask(p.mask), grey > 127)
@@ -45,7 +47,8 @@ def test_json_pairs_with_negatives_and_relative_paths(data_dir, tmp_path):
     assert ds.masks[0].any() and not ds.masks[1].any()
     assert read_pairs(write_pairs([Pair(tmp_path/'a.png')], tmp_path/'rel.json')) == [Pair(tmp_path/'a.png')]
 
-@pytest.mark.parametrize('content,problem', [('{"images": []}', 'expected a non-empty JSON list'), ('[]', 'expected a non-empty JSON list'),
+@pytest.mark.parametrize('content,problem', [('{"images": []}', 'expected a non-empty JSON list'),
+                                             ('[]', 'expected a non-empty JSON list'),
                                              ('[["a.png", 3]]', 'item 0'), ('not json', 'not valid JSON')])
 def test_bad_json_names_the_file_and_problem(tmp_path, content, problem):
     (tmp_path/'bad.json').write_text(content)
@@ -55,9 +58,12 @@ def test_bad_json_names_the_file_and_problem(tmp_path, content, problem):
 def test_bad_files_in_a_folder_are_reported_or_skipped(data_dir, tmp_path):
     (tmp_path/'Tp').mkdir(); (tmp_path/'Gt').mkdir()
     good = pair_folder(data_dir/'samples/casia1')[0]
-    (tmp_path/'Tp'/'good.jpg').write_bytes(good.image.read_bytes()); (tmp_path/'Gt'/'good_gt.png').write_bytes(good.mask.read_bytes())
+    (tmp_path/'Tp'/'good.jpg').write_bytes(good.image.read_bytes())
+    (tmp_path/'Gt'/'good_gt.png').write_bytes(good.mask.read_bytes())
     (tmp_path/'Tp'/'text.png').write_text('hello'); (tmp_path/'Gt'/'text.png').write_bytes(good.mask.read_bytes())
-    b = good.image.read_bytes(); (tmp_path/'Tp'/'cut.jpg').write_bytes(b[:len(b) // 3]); (tmp_path/'Gt'/'cut_mask.png').write_bytes(good.mask.read_bytes())
+    b = good.image.read_bytes()
+    (tmp_path/'Tp'/'cut.jpg').write_bytes(b[:len(b) // 3])
+    (tmp_path/'Gt'/'cut_mask.png').write_bytes(good.mask.read_bytes())
     with pytest.raises(DataError, match=r'cut.jpg: .*[Tt]runcated'): IMLDataset(pair_folder(tmp_path), size=32)
     ds = IMLDataset(pair_folder(tmp_path), size=32, on_error='skip')
     assert len(ds) == 1 and sorted(p.split('/')[-1] for p, _ in ds.skipped) == ['cut.jpg', 'text.png']
@@ -74,4 +80,5 @@ def test_synthetic_sets_are_deterministic(data_dir, tmp_path):
     assert ca == cb
     for pa, pb in zip(read_pairs(a), read_pairs(b)):
         assert np.array_equal(load_image(pa.image), load_image(pb.image))
-        assert (pa.mask is None) == (pb.mask is None) and (pa.mask is None or np.array_equal(load_mask(pa.mask), load_mask(pb.mask)))
+        assert (pa.mask is None) == (pb.mask is None)
+        assert pa.mask is None or np.array_equal(load_mask(pa.mask), load_mask(pb.mask))

@@ -19,7 +19,9 @@ SCRIPT = textwrap.dedent('''
     m = Toy()
     losses = fit(m, ds, lambda m, b: m.loss(b), steps=150, batch_size=8, lr=0.05, weight_decay=0, seed=1)
     rank = PartialState().process_index
-    json.dump(dict(world=PartialState().num_processes, w=m.w.weight.tolist(), b=m.w.bias.tolist(), first=losses[0], last=losses[-1]), open(f'{sys.argv[1]}/rank{rank}.json', 'w'))
+    record = dict(world=PartialState().num_processes, w=m.w.weight.tolist(), b=m.w.bias.tolist(), first=losses[0],
+                  last=losses[-1])
+    json.dump(record, open(f'{sys.argv[1]}/rank{rank}.json', 'w'))
 ''')
 
 LAUNCH = [Path(sys.executable).parent/'accelerate', 'launch', '--num_processes', '2', '--num_machines', '1',
@@ -33,18 +35,20 @@ def check_two_ranks(tmp_path):
 
 def test_accelerate_launch_cpu_two_processes(tmp_path):
     "`accelerate launch --cpu --num_processes 2` (through mpirun, as accelerate does for several CPU processes)."
-    assert shutil.which('mpirun'), 'mpirun is missing: `bash .ci/setup` installs openmpi-bin (apt-get), or install any MPI'
+    assert shutil.which('mpirun'), \
+        'mpirun is missing: `bash .ci/setup` installs openmpi-bin (apt-get), or install any MPI'
     (tmp_path/'train.py').write_text(SCRIPT); (tmp_path/'hosts').write_text('localhost slots=2\n')
     # Open MPI refuses to run as root unless told; CI containers run as root
     env = dict(os.environ, OMP_NUM_THREADS='1', OMPI_ALLOW_RUN_AS_ROOT='1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM='1')
-    r = subprocess.run(LAUNCH + ['--cpu', '--mpirun_hostfile', str(tmp_path/'hosts'), str(tmp_path/'train.py'), str(tmp_path)],
-                       capture_output=True, text=True, env=env, timeout=600)
+    args = ['--cpu', '--mpirun_hostfile', str(tmp_path/'hosts'), str(tmp_path/'train.py'), str(tmp_path)]
+    r = subprocess.run(LAUNCH + args, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     check_two_ranks(tmp_path)
 
 def test_two_process_ddp_on_cpu_without_mpi(tmp_path):
     (tmp_path/'train.py').write_text(SCRIPT)
     env = dict(os.environ, OMP_NUM_THREADS='1', ACCELERATE_USE_CPU='1')
-    r = subprocess.run(LAUNCH + ['--multi_gpu', str(tmp_path/'train.py'), str(tmp_path)], capture_output=True, text=True, env=env, timeout=600)
+    args = ['--multi_gpu', str(tmp_path/'train.py'), str(tmp_path)]
+    r = subprocess.run(LAUNCH + args, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     check_two_ranks(tmp_path)

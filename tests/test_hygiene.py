@@ -9,8 +9,10 @@ BIN = Path(sys.executable).parent
 def _copy_project(dst):
     for name in ('settings.ini', 'nbs', 'diffiml'):
         src = REPO/name
-        (shutil.copytree(src, dst/name, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints')) if src.is_dir()
-         else shutil.copy(src, dst/name))
+        if src.is_dir():
+            shutil.copytree(src, dst/name, ignore=shutil.ignore_patterns('__pycache__', '.ipynb_checkpoints'))
+        else:
+            shutil.copy(src, dst/name)
 
 def _changed(a, b, pattern):
     fa = {p.relative_to(a) for p in a.rglob(pattern)}; fb = {p.relative_to(b) for p in b.rglob(pattern)}
@@ -40,6 +42,6 @@ def test_ci_runs_the_readme_test_command():
 
 def test_package_imports_from_outside_the_repo(tmp_path):
     "The editable install works (tests run from the repo root would hide a broken one)."
-    out = subprocess.run([sys.executable, '-c', 'import diffiml, diffiml.model, diffiml.baseline; print(diffiml.__file__)'],
-                         cwd=tmp_path, capture_output=True, text=True, check=True).stdout
+    code = 'import diffiml, diffiml.model, diffiml.baseline; print(diffiml.__file__)'
+    out = subprocess.run([sys.executable, '-c', code], cwd=tmp_path, capture_output=True, text=True, check=True).stdout
     assert Path(out.strip()).parent == REPO/'diffiml'

@@ -21,7 +21,8 @@ def sample(data_dir):
 def vae(sample):
     torch.manual_seed(0)
     v = LightVAE(block_out_channels=(16, 32, 64))
-    fit(v, sample[1], lambda m, b: vae_loss(m, torch.cat([b['mask'], b['edge']])), steps=150, batch_size=8, lr=3e-3, weight_decay=0)
+    fit(v, sample[1], lambda m, b: vae_loss(m, torch.cat([b['mask'], b['edge']])), steps=150, batch_size=8, lr=3e-3,
+        weight_decay=0)
     return v.eval()
 
 def f1(prob, ds):

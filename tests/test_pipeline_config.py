@@ -65,7 +65,8 @@ def module_closure(mods):
 @pytest.mark.parametrize('stage', STAGES)
 def test_deps_list_the_modules_the_stage_really_uses(stage):
     "The notebook's imports and the runner's (`diffiml.config`), with everything they load."
-    used = module_closure(diffiml_imports('\n'.join(notebook_code(REPO/'nbs'/'pipeline'/f'{stage}.ipynb'))) | {'config'})
+    code = '\n'.join(notebook_code(REPO/'nbs'/'pipeline'/f'{stage}.ipynb'))
+    used = module_closure(diffiml_imports(code) | {'config'})
     deps = DVC['stages'][stage]['deps']
     listed = {Path(d).stem for d in deps if d.startswith('diffiml/')}
     assert listed == used, f'{stage}: deps list {sorted(listed)}, the notebook uses {sorted(used)}'
@@ -92,8 +93,9 @@ def test_outputs_are_cached_and_published_by_report():
 
 @pytest.fixture
 def dvc_repo(tmp_path):
-    "A scratch git + DVC repository with the pipeline's dvc.yaml and params.yaml, placeholder inputs and outputs, locked."
-    env = dict(__import__('os').environ, DVC_NO_ANALYTICS='1', PATH=f'{Path(sys.executable).parent}:' + __import__('os').environ['PATH'])
+    "A locked scratch git + DVC repository: the pipeline's dvc.yaml and params.yaml, placeholder inputs and outputs."
+    environ = __import__('os').environ
+    env = dict(environ, DVC_NO_ANALYTICS='1', PATH=f'{Path(sys.executable).parent}:' + environ['PATH'])
     run = lambda *a: subprocess.run(a, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     for f in ('dvc.yaml', 'params.yaml'): shutil.copy(REPO/f, tmp_path/f)
     for st in DVC['stages'].values():
@@ -117,7 +119,7 @@ def changed_stages(run):
     return set(json.loads(r.stdout))
 
 def test_dvc_reruns_exactly_the_stages_a_value_reaches(dvc_repo):
-    "One value edited in one place: DVC flags exactly the stages whose settings it is part of (their dependents follow)."
+    "One value edited in one place: DVC flags exactly the stages whose settings it is part of (and their dependents)."
     root, run = dvc_repo
     assert changed_stages(run) == set()
     f = root/'params.yaml'
@@ -132,7 +134,8 @@ def test_profile_switch_is_one_edit_that_dvc_sees(dvc_repo):
     set_profile(root/'params.yaml', 'smoke')
     diff = [l for l in (root/'params.yaml').read_text().splitlines() if l not in before.splitlines()]
     assert len(diff) == 1 and diff[0].startswith('profile: smoke')
-    assert changed_stages(run) == {s for s in STAGES if stage_settings(P, s, 'smoke') != stage_settings(P, s, 'default')}
+    differ = {s for s in STAGES if stage_settings(P, s, 'smoke') != stage_settings(P, s, 'default')}
+    assert changed_stages(run) == differ
     set_profile(root/'params.yaml', 'default')
     assert (root/'params.yaml').read_text() == before and changed_stages(run) == set()
 

@@ -14,7 +14,7 @@ def run(tmp_path_factory, data_dir):
     (root/'data').symlink_to(data_dir)
     (root/'dvc.yaml').symlink_to(REPO/'dvc.yaml')     # the report stage publishes and indexes what dvc.yaml declares
     (root/'data.dvc').symlink_to(REPO/'data.dvc')     # checkpoints record the data's md5
-    smoke_params(root/'params.yaml')                   # the ablations stage reads the training sections as params.yaml holds them
+    smoke_params(root/'params.yaml')   # the ablations stage reads the training sections as params.yaml holds them
     for s in STAGES: run_stage(root, s)
     return root
 
@@ -40,7 +40,9 @@ def test_evaluation_table_and_figures(run):
     assert res['All-manipulated']['casia1']['pixel_f1'] > 0      # trivial predictor: F1 = 2p/(1+p) > 0
     table = (run/'reports/evaluate/results.md').read_text()
     assert all(name in table for name in ('DiffIML', 'Baseline', 'All-manipulated', 'synthetic', 'nist16'))
-    for f in ('prepare_data/gallery.png', 'train_vae/reconstructions.png', 'evaluate/qualitative.png', 'report/loss_curves.png'):
+    figures = ('prepare_data/gallery.png', 'train_vae/reconstructions.png', 'evaluate/qualitative.png',
+               'report/loss_curves.png')
+    for f in figures:
         assert (run/'reports'/f).read_bytes()[:4] == b'\x89PNG', f
 
 def test_robustness_sampler_efficiency(run):
@@ -58,11 +60,13 @@ def test_robustness_sampler_efficiency(run):
     n_cfg = per_start * (size('ensembles') * ('noise' in q['inits']) + ones * ('mean' in q['inits']))
     assert len(samp) == n_cfg + 1 and (samp.seconds_per_image > 0).all()
     eff = pd.read_csv(run/'reports/efficiency/efficiency.csv')
-    assert list(eff.model) == ['Baseline'] + ['DiffIML'] * len(stage_parameters('efficiency', 'smoke')['configs'].split(','))
+    configs = stage_parameters('efficiency', 'smoke')['configs'].split(',')
+    assert list(eff.model) == ['Baseline'] + ['DiffIML'] * len(configs)
     assert (eff.gflops > 0).all() and (eff.ms_per_image > 0).all()
     d = eff[eff.model == 'DiffIML'].set_index('sampler').gflops        # 16 network passes cost more than 1
     assert d.iloc[0] > 4 * d.iloc[1] and eff.pixel_f1.notna().all()   # smoke configs are in the smoke sampler grid
-    for f in ('robustness/robustness.png', 'sampler/sampler.png'): assert (run/'reports'/f).read_bytes()[:4] == b'\x89PNG', f
+    for f in ('robustness/robustness.png', 'sampler/sampler.png'):
+        assert (run/'reports'/f).read_bytes()[:4] == b'\x89PNG', f
 
 def test_report_index(run):
     text = (run/'reports/README.md').read_text()
@@ -86,7 +90,8 @@ def test_killed_stage_resumes_and_ends_identical(run, tmp_path):
     reference = weights.read_bytes()
     ckpts = run/'artifacts/checkpoints/train_vae'
     assert not list(ckpts.glob('*/latest.json'))                  # a finished run leaves no checkpoint behind
-    p = subprocess.Popen(cmd + [str(tmp_path/'killed.ipynb')], cwd=run, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd + [str(tmp_path/'killed.ipynb')], cwd=run, **quiet)
     t0 = time.time()
     while not list(ckpts.glob('*/latest.json')):
         assert p.poll() is None, 'the run ended before its first checkpoint'
@@ -104,7 +109,8 @@ def test_killed_stage_resumes_and_ends_identical(run, tmp_path):
 def test_evaluate_command(run, tmp_path):
     """`diffiml evaluate` on both trained checkpoints: the JSON the issue lists, a kept --out, clear errors."""
     import subprocess
-    def cli(*args): return subprocess.run(['diffiml', 'evaluate', *map(str, args)], capture_output=True, text=True, timeout=600)
+    def cli(*args):
+        return subprocess.run(['diffiml', 'evaluate', *map(str, args)], capture_output=True, text=True, timeout=600)
     data = tmp_path/'inverted'   # two CASIA v1 samples whose masks mark the authentic pixels, as NIST16's do
     from PIL import Image, ImageOps
     (data/'Tp').mkdir(parents=True)
@@ -115,10 +121,12 @@ def test_evaluate_command(run, tmp_path):
         ImageOps.invert(Image.open(gt).convert('L')).save(data/'Gt'/gt.name)
     for name in ('train_diffiml', 'train_baseline'):
         out = tmp_path/f'{name}.json'
-        r = cli('--checkpoint', run/'artifacts'/name, '--data', data, '--invert-masks', '--out', out, '--steps', 2, '--ensemble', 2)
+        r = cli('--checkpoint', run/'artifacts'/name, '--data', data, '--invert-masks', '--out', out, '--steps', 2,
+                '--ensemble', 2)
         assert r.returncode == 0, r.stderr[-2000:]
         res = json.loads(out.read_text())
-        for k in ('pixel_f1', 'permuted_f1', 'pixel_iou', 'pixel_auc', 'n_manipulated', 'n_authentic', 'image_auc', 'seconds_per_image'):
+        for k in ('pixel_f1', 'permuted_f1', 'pixel_iou', 'pixel_auc', 'n_manipulated', 'n_authentic', 'image_auc',
+                  'seconds_per_image'):
             assert k in res, k
         assert res['n_manipulated'] == 2 and res['image_auc'] is None and res['resolution'] == 'native'
         assert res['mode'] == 'native'                               # the mode the checkpoint was trained for
@@ -132,7 +140,8 @@ def test_evaluate_command(run, tmp_path):
     assert r.returncode == 2 and 'no_set' in r.stderr and 'Traceback' not in r.stderr
 
 def test_ablations_table_and_checkpoints(run):
-    "Every ablation variant is trained, saved as a loadable checkpoint of its kind, and in the table; no_distillation says why it did not run."
+    """Every ablation variant is trained, saved as a loadable checkpoint of its kind, and in the table;
+    no_distillation says why it did not run."""
     import torch
     from diffiml import load_model
     table = (run/'reports/ablations/ablations.md').read_text()
@@ -160,16 +169,16 @@ def test_ablations_table_and_checkpoints(run):
     res = json.loads((run/'reports/ablations/metrics.json').read_text())['results']
     assert set(res) == set(expect) and all(0 <= r['synthetic']['pixel_f1'] <= 1 for r in res.values())
     err = (run/'reports/error_accumulation/error_accumulation.md').read_text()
-    assert all(f'| {m} ' in err for m in ('train_diffiml', 'full', 'no_error_prior'))   # with and without the error prior
+    # with and without the error prior
+    assert all(f'| {m} ' in err for m in ('train_diffiml', 'full', 'no_error_prior'))
     import pandas as pd
     acc = pd.read_csv(run/'reports/error_accumulation/error_accumulation.csv').groupby('model').error_prior.first()
     assert acc['full'] == 0.1 and acc['no_error_prior'] == 0.0       # read from the checkpoints' own descriptions
 
 def test_checkpoints_describe_their_training(run):
     "Every trained checkpoint's diffiml.json records its stage, resolved settings, profile, resolution mode and data."
-    for folder, stage in (('train_vae', 'train_vae'), ('train_diffiml', 'train_diffiml'), ('train_baseline', 'train_baseline'),
-                          ('ablations/no_error_prior', 'ablations/no_error_prior')):
-        rec = json.loads((run/'artifacts'/folder/'diffiml.json').read_text())['trained_with']
+    for stage in ('train_vae', 'train_diffiml', 'train_baseline', 'ablations/no_error_prior'):   # each in its folder
+        rec = json.loads((run/'artifacts'/stage/'diffiml.json').read_text())['trained_with']
         assert rec['stage'] == stage and rec['profile'] == 'smoke' and rec['resolution'] == dict(mode='native', size=64)
         assert rec['data']['protocol'] == 'synthetic' and rec['data']['data_dvc_md5'].endswith('.dir')
         if stage != 'train_vae':   # test_killed_stage_resumes... retrains train_vae for 200 steps in this root

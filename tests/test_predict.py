@@ -19,14 +19,16 @@ def ckpt(tmp_path_factory):
     return d
 
 def predict(*args):
-    return subprocess.run(['diffiml', 'predict', *map(str, args), '--steps', '2', '--ensemble', '2'], capture_output=True, text=True, timeout=600)
+    cmd = ['diffiml', 'predict', *map(str, args), '--steps', '2', '--ensemble', '2']
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
 
 def test_real_samples_get_three_maps_each(ckpt, tmp_path, data_dir):
     folders = sorted((data_dir/'samples').glob('*/Tp'))
     r = predict('--checkpoint', ckpt, '--out', tmp_path, *folders)
     assert r.returncode == 0, r.stderr[-2000:]
     res = json.loads((tmp_path/'predictions.json').read_text())
-    images = [p for f in folders for p in f.iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')]
+    suffixes = ('.jpg', '.jpeg', '.png', '.tif', '.tiff', '.bmp')
+    images = [p for f in folders for p in f.iterdir() if p.suffix.lower() in suffixes]
     assert len(res['predictions']) == len(images) and not res['failed']
     for p in res['predictions']:
         h, w = p['size']
@@ -48,7 +50,8 @@ def test_bad_and_awkward_inputs(ckpt, tmp_path, data_dir):
     Image.fromarray(np.linspace(0, 65535, 48 * 64).reshape(48, 64).astype(np.uint16)).save(src/'deep.tif')
     assert Image.open(src/'deep.tif').mode.startswith('I;16')
     yy, xx = np.mgrid[0:3000, 0:4000]
-    Image.fromarray(np.stack([(xx * 255 // 4000), (yy * 255 // 3000), np.full_like(xx, 128)], -1).astype(np.uint8)).save(src/'huge.jpg', quality=85)
+    rgb = np.stack([(xx * 255 // 4000), (yy * 255 // 3000), np.full_like(xx, 128)], -1).astype(np.uint8)
+    Image.fromarray(rgb).save(src/'huge.jpg', quality=85)
     out = tmp_path/'out'
     r = predict('--checkpoint', ckpt, '--out', out, src)
     assert r.returncode == 1, r.stderr[-2000:]                  # some inputs failed: non-zero, after doing the rest
@@ -64,7 +67,8 @@ def test_bad_and_awkward_inputs(ckpt, tmp_path, data_dir):
     r = predict('--checkpoint', ckpt, '--out', out, src)
     assert r.returncode == 2 and 'exists' in r.stderr and (out/'huge_prob.png').read_bytes() == before
     r = predict('--checkpoint', ckpt, '--out', out, src, '--overwrite', '--max-output-pixels', 1_000_000)
-    assert r.returncode == 1 and np.asarray(Image.open(out/'huge_prob.png')).shape == (866, 1154)   # bounded maps, aspect kept
+    assert r.returncode == 1
+    assert np.asarray(Image.open(out/'huge_prob.png')).shape == (866, 1154)   # bounded maps, aspect kept
 
 def test_native_checkpoint_predicts_a_large_image_in_tiles(tmp_path):
     "A checkpoint trained at native resolution predicts a 4000x3000 JPEG at its own size, through tiles."
@@ -83,7 +87,8 @@ def test_native_checkpoint_predicts_a_large_image_in_tiles(tmp_path):
     assert res['resolution'] == dict(mode='native', size=64)
     assert np.asarray(Image.open(tmp_path/'out'/'huge_prob.png')).shape == (3000, 4000)
     r = predict('--checkpoint', ck, '--out', tmp_path/'out2', tmp_path/'huge.jpg', '--mode', 'resize')
-    assert r.returncode == 0 and json.loads((tmp_path/'out2'/'predictions.json').read_text())['resolution']['mode'] == 'resize'
+    assert r.returncode == 0
+    assert json.loads((tmp_path/'out2'/'predictions.json').read_text())['resolution']['mode'] == 'resize'
 
 def test_checkpoint_errors_are_clear(ckpt, tmp_path, data_dir):
     img = next((data_dir/'samples'/'casia1'/'Tp').glob('*.jpg'))

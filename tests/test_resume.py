@@ -19,7 +19,8 @@ SCRIPT = textwrap.dedent('''
 ''')
 
 def run(tmp, ckpt, out, delay='0', **kw):
-    return subprocess.Popen([sys.executable, str(tmp/'train.py'), str(ckpt), str(out), delay], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    cmd = [sys.executable, str(tmp/'train.py'), str(ckpt), str(out), delay]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
 
 def test_sigkill_then_resume(tmp_path):
     (tmp_path/'train.py').write_text(SCRIPT)
