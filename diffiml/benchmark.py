@@ -111,7 +111,7 @@ def benchmark_profile(params_path='params.yaml', profile: str | None = None, bsd
                 torch=torch.__version__, synthesis_s_per_image=synth, stages=rows,
                 sampling=dict(seconds_per_image=time_sampling(dm, images, sampler), batch_size=len(images), side=side,
                               sampler_steps=sampler.steps, ensemble=sampler.ensemble, tta=sampler.tta,
-                              solver=sampler.solver))
+                              solver=sampler.solver, description=sampler.describe(dm)))
 
 # %% ../nbs/09_benchmark.ipynb #e3a9c0d1
 @torch.inference_mode()

@@ -53,7 +53,6 @@ def _data_memory(a) -> int:
 def _benchmark(a) -> int:
     "`diffiml benchmark`: print (and write) `benchmark_profile`'s figures."
     from diffiml.benchmark import benchmark_profile     # imported here: it loads torch and the models
-    from diffiml.sampler import Sampler
     if a.out:   # checked before the minutes of timing; benchmark has no --overwrite
         _writable(Path(a.out), False, 'choose another --out (nothing is overwritten)')
     if a.memory:
@@ -69,8 +68,7 @@ def _benchmark(a) -> int:
         print(f"{st:16}{x['images_per_s']:10.1f}{x['ms_per_step']:10.1f}{x['batch_size']:7d}{mem:>10}"
               f"{x['parameters'] / 1e6:12.2f}")
     sp = r['sampling']
-    sampler = Sampler(steps=sp['sampler_steps'], ensemble=sp['ensemble'], tta=sp['tta'], solver=sp['solver'])
-    print(f"sampling: {sp['seconds_per_image']:.4f} s/image ({sampler.describe()}, batch {sp['batch_size']})")
+    print(f"sampling: {sp['seconds_per_image']:.4f} s/image ({sp['description']}, batch {sp['batch_size']})")
     if a.out:
         write_atomic(a.out, json.dumps(r, indent=1))
     return 0
@@ -92,22 +90,26 @@ def _stage(a) -> int:
 def _sampler(a):
     "The one `Sampler` that the sampler options of `predict` / `evaluate` describe: a named setting, then changes."
     from diffiml.sampler import Sampler
-    changes = {k: getattr(a, k) for k in ('steps', 'ensemble', 'tta', 'init') if getattr(a, k) is not None}
+    changes = {k: getattr(a, k) for k in ('steps', 'ensemble', 'tta', 'init', 'fuse') if getattr(a, k) is not None}
     return Sampler.named(a.sampler, **changes, solver=a.solver, seed=a.seed)
 
 def _sampler_options(p) -> None:
     "Add the sampler options to subcommand parser `p`, with `Sampler`'s own defaults."
-    from diffiml.sampler import SAMPLERS, INITS, Sampler
+    from diffiml.sampler import SAMPLERS, INITS, FUSIONS, Sampler
     d = Sampler()
     p.add_argument('--sampler', choices=tuple(SAMPLERS), default='default',
                    help='named setting: default (2 steps from the mean, 1 sample, no TTA), paper (8 steps x 5 samples '
-                        'from noise + flip TTA); --steps, --ensemble, --tta / --no-tta, --init change it (DiffIML)')
+                        'from noise + flip TTA); --steps, --ensemble, --tta / --no-tta, --init, --fuse change it '
+                        '(DiffIML)')
     p.add_argument('--steps', type=_positive, default=None, help=f'sampler steps (DiffIML; default: {d.steps})')
     p.add_argument('--ensemble', type=_positive, default=None,
                    help='samples per image, averaged; their spread is the uncertainty map (one sample: its own '
                         f'Bernoulli std) (DiffIML; default: {d.ensemble})')
     p.add_argument('--tta', action=argparse.BooleanOptionalAction, default=None,
-                   help='flip test-time augmentation, fused by max (DiffIML; default: off, on with --sampler paper)')
+                   help='flip test-time augmentation, fused by --fuse (DiffIML; default: off, on with --sampler paper)')
+    p.add_argument('--fuse', choices=FUSIONS, default=None,
+                   help="how --tta fuses the image's map with its flipped view's: max (the paper's) or mean "
+                        f'(DiffIML; default: {d.fuse})')
     p.add_argument('--init', choices=INITS, default=None,
                    help='where sampling starts: noise (a draw from the prior) or mean (0, deterministic; one sample '
                         'only) (DiffIML; default: mean for one sample, noise for an ensemble)')

@@ -184,7 +184,7 @@ def build_model(stage: str, s: dict, vae=None, teacher=None) -> tuple:
         model = DiffIML.build(vae, **enc, unet_channels=(s['unet_channels'],), layers_per_block=s['layers_per_block'],
                               mid_attention=bool(s['mid_attention']), attention_head_dim=s['attention_head_dim'],
                               norm_num_groups=s['norm_num_groups'], sample_size=s['size'] // vae.downsample,
-                              edge=bool(s.get('edge', 1)))
+                              edge=bool(s.get('edge', 1)), mid_block=bool(s.get('mid_block', 1)))
         loss = lambda m, b: m.loss(b, s['error_prior'], s['mask_weight'], s['edge_weight'])
     else:
         model = Baseline(**enc, dice_weight=s['dice_weight'], image_size=s['size'],

@@ -36,11 +36,12 @@ class DiffIML(nn.Module):
     @classmethod
     def build(cls, vae: LightVAE, backbone='mit-b3', neck_channels=128, unet_channels=(128,), layers_per_block=2,
               mid_attention=True, attention_head_dim=8, norm_num_groups=32, sample_size=64, scheduler='DDIMScheduler',
-              edge=True, noise_stem='none', stem_kernel=7, jpeg_residuals=False):
+              edge=True, noise_stem='none', stem_kernel=7, jpeg_residuals=False, mid_block=True):
         "A new DiffIML around trained autoencoder `vae`; `edge=False`: score network denoises the mask latent alone."
         enc = ConditionEncoder(backbone, neck_channels, vae.downsample, noise_stem, stem_kernel, jpeg_residuals)
         score = ScoreNet((1 + bool(edge)) * vae.config.latent_channels, neck_channels, tuple(unet_channels),
-                         layers_per_block, mid_attention, attention_head_dim, norm_num_groups, sample_size)
+                         layers_per_block, mid_attention, attention_head_dim, norm_num_groups, sample_size,
+                         mid_block)
         return cls(vae, enc, score, make_scheduler(scheduler))
 
     @property

@@ -11,7 +11,7 @@ import diffusers
 import torch
 
 # %% auto #0
-__all__ = ['NOISE_SCHEDULE', 'SAMPLERS', 'INITS', 'make_scheduler', 'Sampler']
+__all__ = ['NOISE_SCHEDULE', 'SAMPLERS', 'INITS', 'FUSIONS', 'make_scheduler', 'Sampler']
 
 # %% ../nbs/14_sampler.ipynb #47d8309a
 NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule='linear', beta_start=1e-4, beta_end=0.02,
@@ -30,6 +30,7 @@ SAMPLERS = dict(
     paper=dict(steps=8, ensemble=5, tta=True, init='noise'),     # the paper's: 80 score-network passes per image
 )
 INITS = ('noise', 'mean')   # where sampling starts: a draw from the prior, or its mean (0)
+FUSIONS = ('max', 'mean')   # how flip TTA fuses the two views' maps: pixel-wise maximum (the paper's), or mean
 
 # solvers by (class, noise schedule), built once per thread: a solver holds the state of the call that runs it
 _SOLVERS = threading.local()
@@ -39,10 +40,11 @@ class Sampler:
     "How to draw masks from a DiffIML (default: DDIM, 2 steps from the mean; `Sampler.named('paper')`: 8 x 5 + TTA)."
     steps: int = 2                  # solver steps
     ensemble: int = 1               # independent samples per image, averaged in latent space
-    tta: bool = False               # add the horizontal flip, fuse by pixel-wise max
+    tta: bool = False               # add the horizontal flip, fused by `fuse`
     solver: str | None = None       # a diffusers scheduler class name; None: the model's own (DDIM by default)
     seed: int | None = 0            # seed of the initial noise (None: unseeded; unused from the mean)
     init: str | None = None         # noise or mean (see INITS); None: mean for one sample, noise for an ensemble
+    fuse: str = 'max'               # how flip TTA fuses its two views: max or mean (see FUSIONS)
 
     def __post_init__(self):
         if self.steps < 1 or self.ensemble < 1:
@@ -51,6 +53,8 @@ class Sampler:
             self.init = 'mean' if self.ensemble == 1 else 'noise'
         if self.init not in INITS:
             raise ValueError(f'Sampler: init={self.init!r}; choose one of {", ".join(INITS)}')
+        if self.fuse not in FUSIONS:
+            raise ValueError(f'Sampler: fuse={self.fuse!r}; choose one of {", ".join(FUSIONS)}')
         if self.init == 'mean' and self.ensemble > 1:
             raise ValueError(f"Sampler: init='mean' starts all {self.ensemble} members at one latent; "
                              "an ensemble needs init='noise'")
@@ -119,18 +123,22 @@ class Sampler:
             unc = members.view(views.shape[0], self.ensemble, 1, *prob.shape[-2:]).std(1)
         else:                   # one member: the Bernoulli standard deviation of its own prediction
             unc = (prob * (1 - prob)).sqrt()
-        if self.tta:
-            prob = torch.maximum(prob[:B], prob[B:].flip(-1))
-            unc = torch.maximum(unc[:B], unc[B:].flip(-1))
+        if self.tta:   # the flipped view flipped back, then fused with the image's own
+            fuse = torch.maximum if self.fuse == 'max' else lambda a, b: (a + b) / 2
+            prob = fuse(prob[:B], prob[B:].flip(-1))
+            unc = fuse(unc[:B], unc[B:].flip(-1))
         return dict(prob=prob, uncertainty=unc)
 
     def settings(self) -> dict:
         "The sampler as a plain dict (for JSON reports)."
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
-    def describe(self, model=None) -> str:
+    def describe(self,
+                 model=None,   # a DiffIML: its solver is named when the sampler names none
+                 ) -> str:
         "The setting in words for reports, e.g. 'DDIM 2 steps x 1 from the mean' (+ ' + flip TTA')."
         solver = self.solver or (type(model.scheduler).__name__ if model is not None else '')
         steps = f'{self.steps} step{"s" if self.steps > 1 else ""}'
         words = f'{solver.removesuffix("Scheduler")} {steps} x {self.ensemble} from the {self.init}'.lstrip()
-        return words + (' + flip TTA' if self.tta else '')
+        fused = ' fused by the mean' if self.fuse == 'mean' else ''
+        return words + (f' + flip TTA{fused}' if self.tta else '')

@@ -51,14 +51,18 @@ class ScoreNet(ModelMixin, ConfigMixin):
                  mid_attention: bool = True,           # self-attention in the mid-block
                  attention_head_dim: int = 8,          # diffusers' default head size
                  norm_num_groups: int = 32,            # GroupNorm groups
-                 sample_size: int = 64):               # latent side at the training resolution
+                 sample_size: int = 64,                # latent side at the training resolution
+                 mid_block: bool = True):              # the UNet's mid-block (two ResNet layers); False: none
         super().__init__()
+        if mid_attention and not mid_block:
+            raise ValueError('ScoreNet: mid_attention=True needs the mid-block (mid_block=True)')
         n = len(block_out_channels)
         self.unet = UNet2DModel(sample_size=sample_size, in_channels=latent_channels, out_channels=latent_channels,
                                 down_block_types=('DownBlock2D',) * n, up_block_types=('UpBlock2D',) * n,
                                 block_out_channels=tuple(block_out_channels), layers_per_block=layers_per_block,
                                 add_attention=mid_attention, attention_head_dim=attention_head_dim,
-                                norm_num_groups=norm_num_groups)
+                                norm_num_groups=norm_num_groups,
+                                mid_block_type='UNetMidBlock2D' if mid_block else None)
         self.unet.conv_in = ConditionedConvIn(self.unet.conv_in, cond_channels)
         self._traces = {}   # (device, dtypes, timestep rank) -> TorchScript trace of `_Denoise` (not saved)
     def forward(self, x_t, t, cond):
