@@ -91,7 +91,11 @@ def _sampler(a):
     "The one `Sampler` that the sampler options of `predict` / `evaluate` describe: a named setting, then changes."
     from diffiml.sampler import Sampler
     changes = {k: getattr(a, k) for k in ('steps', 'ensemble', 'tta', 'init', 'fuse') if getattr(a, k) is not None}
-    return Sampler.named(a.sampler, **changes, solver=a.solver, seed=a.seed)
+    sampler = Sampler.named(a.sampler, **changes, solver=a.solver, seed=a.seed)
+    if a.fuse is not None and not sampler.tta:   # it would change nothing
+        raise ConfigError(f'--fuse {a.fuse} fuses the two views of flip TTA, which this sampler does not draw; '
+                          'add --tta')
+    return sampler
 
 def _sampler_options(p) -> None:
     "Add the sampler options to subcommand parser `p`, with `Sampler`'s own defaults."
