@@ -1,7 +1,7 @@
 """The DVC pipeline's wiring: one name per stage (notebook, params section, output folders), one command per stage
 (`diffiml stage NAME`, no values on command lines), the params DVC watches are exactly the keys a stage's settings
 come from, and each stage depends on exactly the diffiml modules its notebook (and the runner) import."""
-import ast, json, re, shutil, subprocess, sys
+import ast, json, os, re, shutil, subprocess, sys
 from pathlib import Path
 import pytest
 from conftest import REPO, load_yaml, notebook_code
@@ -94,8 +94,7 @@ def test_outputs_are_cached_and_published_by_report():
 @pytest.fixture
 def dvc_repo(tmp_path):
     "A locked scratch git + DVC repository: the pipeline's dvc.yaml and params.yaml, placeholder inputs and outputs."
-    environ = __import__('os').environ
-    env = dict(environ, DVC_NO_ANALYTICS='1', PATH=f'{Path(sys.executable).parent}:' + environ['PATH'])
+    env = dict(os.environ, DVC_NO_ANALYTICS='1', PATH=f'{Path(sys.executable).parent}:' + os.environ['PATH'])
     run = lambda *a: subprocess.run(a, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300)
     for f in ('dvc.yaml', 'params.yaml'): shutil.copy(REPO/f, tmp_path/f)
     for st in DVC['stages'].values():

@@ -5,7 +5,7 @@ import json
 import papermill as pm
 import pytest
 import yaml
-from conftest import REPO, run_stage, smoke_params
+from conftest import load_yaml, run_stage, smoke_params
 from diffiml.cli import main
 from diffiml.protocol import BalancedSources, protocol_spec, train_dataset
 
@@ -19,7 +19,7 @@ def root(tmp_path_factory, data_dir):
     return root
 
 def test_params_define_the_papers_protocols():
-    p = yaml.safe_load((REPO/'params.yaml').read_text())
+    p = load_yaml('params.yaml')
     assert p['protocol'] == 'synthetic'
     mvss, cat = protocol_spec(p, 'mvss'), protocol_spec(p, 'cat')
     assert mvss['train'] == ['casia2'] and mvss['test'] == ['casia1', 'columbia', 'coverage', 'nist16', 'imd2020']
@@ -51,7 +51,7 @@ def test_protocol_cat_runs_through_the_pipeline(root):
                        ('train_diffiml', dict(steps=10)), ('train_baseline', dict(steps=10)), ('evaluate', {})):
         run_stage(root, s, **changes)
     rec = json.loads((root/'artifacts/prepare_data/protocol.json').read_text())
-    spec = protocol_spec(yaml.safe_load((REPO/'params.yaml').read_text()), 'cat')
+    spec = protocol_spec(load_yaml('params.yaml'), 'cat')
     assert rec['protocol'] == 'cat' and list(rec['train']) == spec['train']
     assert rec['train']['casia2']['n'] >= 1 and rec['skipped'] == []
     ds = train_dataset(root/'artifacts/prepare_data', dict(size=64), seed=0)

@@ -5,8 +5,7 @@ for a hand edit reverted and for `dvc exp run -S` (which rewrites params.yaml as
 value."""
 import os, re, shutil, subprocess, sys
 from pathlib import Path
-import yaml
-from conftest import REPO
+from conftest import REPO, load_yaml
 from diffiml.config import read_params, set_profile
 
 def test_run_cache_restores_a_stage_whose_params_went_back(tmp_path, data_dir):
@@ -14,7 +13,7 @@ def test_run_cache_restores_a_stage_whose_params_went_back(tmp_path, data_dir):
     run = lambda *a: subprocess.run(a, cwd=tmp_path, capture_output=True, text=True, env=env, timeout=600)
     for f in ('dvc.yaml', 'params.yaml', 'data.dvc'):
         shutil.copy(REPO/f, tmp_path/f)
-    stage = yaml.safe_load((REPO/'dvc.yaml').read_text())['stages']['prepare_data']
+    stage = load_yaml('dvc.yaml')['stages']['prepare_data']
     for d in stage['deps']:
         if d.startswith(('nbs/', 'diffiml/')):
             (tmp_path/d).parent.mkdir(parents=True, exist_ok=True)
