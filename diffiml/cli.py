@@ -91,11 +91,7 @@ def _sampler(a):
     "The one `Sampler` that the sampler options of `predict` / `evaluate` describe: a named setting, then changes."
     from diffiml.sampler import Sampler
     changes = {k: getattr(a, k) for k in ('steps', 'ensemble', 'tta', 'init', 'fuse') if getattr(a, k) is not None}
-    sampler = Sampler.named(a.sampler, **changes, solver=a.solver, seed=a.seed)
-    if a.fuse is not None and not sampler.tta:   # it would change nothing
-        raise ConfigError(f'--fuse {a.fuse} fuses the two views of flip TTA, which this sampler does not draw; '
-                          'add --tta')
-    return sampler
+    return Sampler.named(a.sampler, **changes, solver=a.solver, seed=a.seed)   # bad mixes: ValueError, status 2
 
 def _sampler_options(p) -> None:
     "Add the sampler options to subcommand parser `p`, with `Sampler`'s own defaults."
@@ -113,7 +109,7 @@ def _sampler_options(p) -> None:
                    help='flip test-time augmentation, fused by --fuse (DiffIML; default: off, on with --sampler paper)')
     p.add_argument('--fuse', choices=FUSIONS, default=None,
                    help="how --tta fuses the image's map with its flipped view's: max (the paper's) or mean "
-                        f'(DiffIML; default: {d.fuse})')
+                        f'(DiffIML; default: {Sampler(tta=True).fuse})')
     p.add_argument('--init', choices=INITS, default=None,
                    help='where sampling starts: noise (a draw from the prior) or mean (0, deterministic; one sample '
                         'only) (DiffIML; default: mean for one sample, noise for an ensemble)')

@@ -44,7 +44,7 @@ class Sampler:
     solver: str | None = None       # a diffusers scheduler class name; None: the model's own (DDIM by default)
     seed: int | None = 0            # seed of the initial noise (None: unseeded; unused from the mean)
     init: str | None = None         # noise or mean (see INITS); None: mean for one sample, noise for an ensemble
-    fuse: str = 'max'               # how flip TTA fuses its two views: max or mean (see FUSIONS)
+    fuse: str | None = None         # how flip TTA fuses its two views: max or mean (see FUSIONS); None: max with TTA
 
     def __post_init__(self):
         if self.steps < 1 or self.ensemble < 1:
@@ -53,8 +53,13 @@ class Sampler:
             self.init = 'mean' if self.ensemble == 1 else 'noise'
         if self.init not in INITS:
             raise ValueError(f'Sampler: init={self.init!r}; choose one of {", ".join(INITS)}')
-        if self.fuse not in FUSIONS:
+        if self.fuse is not None and self.fuse not in FUSIONS:
             raise ValueError(f'Sampler: fuse={self.fuse!r}; choose one of {", ".join(FUSIONS)}')
+        if self.fuse is not None and not self.tta:   # it would change nothing
+            raise ValueError(f'Sampler: fuse={self.fuse!r} fuses the two views of flip TTA, which this sampler does '
+                             'not draw; add tta=True (--tta)')
+        if self.fuse is None and self.tta:
+            self.fuse = 'max'
         if self.init == 'mean' and self.ensemble > 1:
             raise ValueError(f"Sampler: init='mean' starts all {self.ensemble} members at one latent; "
                              "an ensemble needs init='noise'")
