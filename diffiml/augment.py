@@ -71,7 +71,8 @@ def decode_if_fits(sets) -> bool:
     "Cache `sets` (IMLDatasets that resize or crop) when their decoded arrays fit in `CACHE_BYTES` together."
     fits = all(s.size or s.crop for s in sets) and sum(s.decoded_bytes for s in sets) <= CACHE_BYTES
     if fits:
-        for s in sets: s.decode()
+        for s in sets:
+            s.decode()
     return fits
 
 class IMLDataset(torch.utils.data.Dataset):

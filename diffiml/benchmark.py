@@ -27,7 +27,8 @@ __all__ = ['TRAINING', 'CAT_SIZES', 'time_interleaved', 'time_training', 'time_s
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
-    if torch.cuda.is_available(): torch.cuda.synchronize()
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 def time_interleaved(calls: dict, repeats: int = 5, warmup: int = 2) -> dict:
     "name -> median seconds of each call of `calls`, timed in `repeats` rounds that run every call once."
@@ -52,8 +53,10 @@ def time_training(model, dataset, loss_fn, steps: int = 20, warmup: int = 5, bat
                   mixed_precision: str = 'no', num_workers: int = 0, lr: float = 1e-4) -> dict:
     "Images/s, ms/step and peak CUDA memory of `steps` training steps of `fit` after `warmup` steps."
     kw = dict(batch_size=batch_size, lr=lr, mixed_precision=mixed_precision, num_workers=num_workers)
-    if warmup: fit(model, dataset, loss_fn, warmup, desc='warm-up', **kw)
-    if torch.cuda.is_available(): torch.cuda.reset_peak_memory_stats()
+    if warmup:
+        fit(model, dataset, loss_fn, warmup, desc='warm-up', **kw)
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
     _sync()
     t0 = time.perf_counter()
     losses = fit(model, dataset, loss_fn, steps, desc='timed', **kw)
@@ -197,7 +200,8 @@ def time_predictions(entries: dict, dataset, n_images: int = 8, repeats: int = 3
     native = _native(dataset)
     n = len(inputs) if native else sum(len(b) for b in inputs)
     def call(model, sampler):
-        if native: return lambda: [predict_maps(model, rgb, sampler, mode) for rgb in inputs]
+        if native:
+            return lambda: [predict_maps(model, rgb, sampler, mode) for rgb in inputs]
         return lambda: [model.predict(b.to(_device(model)), sampler) for b in inputs]
     secs = time_interleaved({name: call(m.eval(), s) for name, (m, s) in entries.items()}, repeats, warmup=1)
     return {name: s / n for name, s in secs.items()}

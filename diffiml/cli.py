@@ -90,12 +90,13 @@ def _stage(a) -> int:
 def _sampler(a):
     "The one `Sampler` that the sampler options of `predict` / `evaluate` describe: a named setting, then changes."
     from diffiml.sampler import Sampler
-    changes = {k: getattr(a, k) for k in ('steps', 'ensemble', 'tta', 'init', 'fuse') if getattr(a, k) is not None}
+    names = ('steps', 'ensemble', 'tta', 'init', 'fuse', 'max_rows')
+    changes = {k: getattr(a, k) for k in names if getattr(a, k) is not None}
     return Sampler.named(a.sampler, **changes, solver=a.solver, seed=a.seed)   # bad mixes: ValueError, status 2
 
 def _sampler_options(p) -> None:
     "Add the sampler options to subcommand parser `p`, with `Sampler`'s own defaults."
-    from diffiml.sampler import SAMPLERS, INITS, FUSIONS, Sampler
+    from diffiml.sampler import SAMPLERS, INITS, FUSIONS, CPU_ROWS, Sampler
     d = Sampler()
     p.add_argument('--sampler', choices=tuple(SAMPLERS), default='default',
                    help='named setting: default (2 steps from the mean, 1 sample, no TTA), paper (8 steps x 5 samples '
@@ -113,6 +114,9 @@ def _sampler_options(p) -> None:
     p.add_argument('--init', choices=INITS, default=None,
                    help='where sampling starts: noise (a draw from the prior) or mean (0, deterministic; one sample '
                         'only) (DiffIML; default: mean for one sample, noise for an ensemble)')
+    p.add_argument('--max-rows', type=_positive, default=None,
+                   help='rows (samples x views) per score-network pass; the same maps, grouped otherwise (DiffIML; '
+                        f'default: {CPU_ROWS} on a CPU, all at once on a GPU)')
     p.add_argument('--solver', default=d.solver,
                    help="diffusers scheduler class, e.g. DPMSolverMultistepScheduler (default: the model's own)")
     p.add_argument('--seed', type=int, default=d.seed, help=f'seed of the sampler noise (default: {d.seed})')
@@ -284,11 +288,16 @@ def main(argv=None) -> int:
     "Entry point of the `diffiml` command."
     a = _args(argv)
     try:
-        if a.command == 'benchmark': return _benchmark(a)
-        if a.command == 'predict': return _predict(a)
-        if a.command == 'evaluate': return _evaluate(a)
-        if a.command == 'standins': return _standins(a)
-        if a.command == 'stage': return _stage(a)
+        if a.command == 'benchmark':
+            return _benchmark(a)
+        if a.command == 'predict':
+            return _predict(a)
+        if a.command == 'evaluate':
+            return _evaluate(a)
+        if a.command == 'standins':
+            return _standins(a)
+        if a.command == 'stage':
+            return _stage(a)
         if a.name is None:
             p = read_params(a.params)
             for n, what in p['profiles'].items():

@@ -234,8 +234,26 @@ def report_dir(root, stage: str) -> Path:
 _TIMING = ('start_time', 'end_time', 'duration')
 INJECTED = 'injected-parameters'   # papermill's tag (and here the id) of the cell it writes the parameters into
 
+def _as_shown(text: str) -> str:
+    "Stream `text` as a terminal leaves it: of each line, the last of its carriage-return redraws."
+    return '\n'.join(([s for s in line.split('\r') if s] or [''])[-1] for line in text.split('\n'))
+
+def _joined_streams(outputs: list) -> list:
+    "Cell `outputs` with consecutive outputs of one stream joined into one, as a terminal shows them."
+    joined = []
+    for o in outputs:
+        text = ''.join(o['text']) if o.get('output_type') == 'stream' else None
+        last = joined[-1] if joined else {}
+        if text is not None and last.get('output_type') == 'stream' and last['name'] == o['name']:
+            last['text'] = _as_shown(last['text'] + text)
+        elif text is not None:
+            joined.append(dict(o, text=_as_shown(text)))
+        else:
+            joined.append(o)
+    return joined
+
 def steady(nb: dict) -> dict:
-    "Executed notebook `nb` as the same run writes it again: no timestamps, a fixed id for the injected cell."
+    "Executed notebook `nb` as the same run writes it again: no timestamps or progress redraws, a fixed injected id."
     for meta in [nb.get('metadata', {})] + [c.get('metadata', {}) for c in nb.get('cells', [])]:
         meta.pop('execution', None)
         for k in _TIMING:
@@ -243,6 +261,8 @@ def steady(nb: dict) -> dict:
     for c in nb.get('cells', []):
         if INJECTED in c.get('metadata', {}).get('tags', []):
             c['id'] = INJECTED
+        if 'outputs' in c:
+            c['outputs'] = _joined_streams(c['outputs'])
     return nb
 
 def run_stage(stage: str, root='.', params_file=PARAMS_FILE, out=None, **changes) -> Path:

@@ -105,8 +105,10 @@ def image_size(path) -> tuple[int, int]:
 # %% ../nbs/00_data.ipynb #e9c23368
 def _to_uint8(im: Image.Image) -> np.ndarray:
     "Pixel values of `im` as uint8, scaling 16-bit, 32-bit and float modes to 0..255."
-    if im.mode == '1': return np.asarray(im.convert('L'))
-    if im.mode.startswith('I;16'): return (np.asarray(im, dtype=np.float64) / 65535 * 255 + 0.5).astype(np.uint8)
+    if im.mode == '1':
+        return np.asarray(im.convert('L'))
+    if im.mode.startswith('I;16'):
+        return (np.asarray(im, dtype=np.float64) / 65535 * 255 + 0.5).astype(np.uint8)
     if im.mode == 'I':
         a = np.asarray(im, dtype=np.float64)
         return np.clip(a / (65535 if a.max() > 255 else 255) * 255 + 0.5, 0, 255).astype(np.uint8)
@@ -122,7 +124,8 @@ def load_image(path, max_side: int | None = None, max_pixels: int = MAX_PIXELS) 
     if max_side and im.format == 'JPEG':
         im.draft('RGB', (max_side, max_side))   # decode at 1/2, 1/4 or 1/8 scale
     im = _decode(path, im)
-    if im.mode in ('1', 'I;16', 'I;16B', 'I;16L', 'I', 'F'): return np.repeat(_to_uint8(im)[..., None], 3, axis=2)
+    if im.mode in ('1', 'I;16', 'I;16B', 'I;16L', 'I', 'F'):
+        return np.repeat(_to_uint8(im)[..., None], 3, axis=2)
     if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
         im = im.convert('RGBA')
         bg = Image.new('RGBA', im.size, (0, 0, 0, 255))
@@ -184,7 +187,8 @@ def pair_folder(root, strict: bool = True) -> list[Pair]:
 def read_pairs(path) -> list[Pair]:
     "Read a dataset given as a `Tp/`+`Gt/` folder or a JSON list of `[image, mask]` pairs."
     path = Path(path)
-    if path.is_dir(): return pair_folder(path)
+    if path.is_dir():
+        return pair_folder(path)
     if not path.is_file():
         raise DataError(path, 'no such file or folder')
     try:
@@ -271,13 +275,15 @@ MISMATCH_POLICIES = ('error', 'resize', 'crop')
 
 def align_mask(mask: np.ndarray, shape: tuple, policy: str = 'error', path=None) -> np.ndarray:
     "Bring boolean `mask` to image `shape` (H, W) by `policy`: 'error', 'resize' (nearest) or 'crop'."
-    if mask.shape == tuple(shape[:2]): return mask
+    if mask.shape == tuple(shape[:2]):
+        return mask
     if policy not in MISMATCH_POLICIES:
         raise ValueError(f'size_mismatch={policy!r}; choose one of {MISMATCH_POLICIES}')
     if policy == 'error':
         raise DataError(path, f'mask is {mask.shape[1]}x{mask.shape[0]} but its image is {shape[1]}x{shape[0]} '
                               "(to align them: --mask-mismatch resize or crop; in Python, size_mismatch=)")
-    if policy == 'resize': return resize_to(mask, shape[:2])
+    if policy == 'resize':
+        return resize_to(mask, shape[:2])
     out = np.zeros(shape[:2], bool)
     h, w = min(shape[0], mask.shape[0]), min(shape[1], mask.shape[1])
     out[:h, :w] = mask[:h, :w]

@@ -35,8 +35,10 @@ RESNET_PRESETS = {
 
 def mit_config(backbone: str) -> SegformerConfig | ResNetConfig:
     "transformers config of a preset: MiT (`mit-tiny`, `mit-b0` ... `mit-b5`) or ResNet (`resnet-tiny` ... `resnet-18`)"
-    if backbone in MIT_PRESETS: return SegformerConfig(**MIT_PRESETS[backbone])
-    if backbone in RESNET_PRESETS: return ResNetConfig(**RESNET_PRESETS[backbone], downsample_in_first_stage=False)
+    if backbone in MIT_PRESETS:
+        return SegformerConfig(**MIT_PRESETS[backbone])
+    if backbone in RESNET_PRESETS:
+        return ResNetConfig(**RESNET_PRESETS[backbone], downsample_in_first_stage=False)
     raise ValueError(f'unknown backbone {backbone!r}; choose one of {", ".join([*MIT_PRESETS, *RESNET_PRESETS])}')
 
 # %% ../nbs/02_encoder.ipynb #b1a2c3d1

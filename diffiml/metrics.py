@@ -16,7 +16,8 @@ __all__ = ['CHUNK', 'EXACT_AUC_PIXELS', 'AUC_BINS', 'pixel_f1', 'pixel_iou', 'pi
 # %% ../nbs/06_metrics.ipynb #74e83895
 def _counts(pred, gt):
     pred, gt = np.asarray(pred, bool).ravel(), np.asarray(gt, bool).ravel()
-    if pred.shape != gt.shape: raise ValueError(f'prediction has {pred.size} pixels, ground truth {gt.size}')
+    if pred.shape != gt.shape:
+        raise ValueError(f'prediction has {pred.size} pixels, ground truth {gt.size}')
     tp = np.count_nonzero(pred & gt)
     fp = np.count_nonzero(pred & ~gt)
     fn = np.count_nonzero(~pred & gt)
@@ -38,7 +39,8 @@ def pixel_auc(prob, gt) -> float:
     s, y = np.asarray(prob, np.float64).ravel(), np.asarray(gt, bool).ravel()
     npos = np.count_nonzero(y)
     nneg = y.size - npos
-    if npos == 0 or nneg == 0: return float('nan')
+    if npos == 0 or nneg == 0:
+        return float('nan')
     return float((rankdata(s)[y].sum() - npos * (npos + 1) / 2) / (npos * nneg))
 
 # %% ../nbs/06_metrics.ipynb #r0w5c0r2
@@ -54,7 +56,8 @@ def _binned_auc(pos: np.ndarray, neg: np.ndarray) -> float:
 def image_row(prob, gt, threshold: float = 0.5) -> dict:
     "Per-image numbers of map `prob` against boolean mask `gt` (same shape), computed `CHUNK` pixels at a time."
     p, g = np.asarray(prob), np.asarray(gt, bool)
-    if p.shape != g.shape: raise ValueError(f'map is {p.shape}, ground truth {g.shape}')
+    if p.shape != g.shape:
+        raise ValueError(f'map is {p.shape}, ground truth {g.shape}')
     p, g = p.reshape(len(p), -1) if p.ndim > 1 else p[None], g.reshape(len(g), -1) if g.ndim > 1 else g[None]
     binned = g.size > EXACT_AUC_PIXELS
     hist = np.zeros((2, AUC_BINS if binned else 1), np.int64)
@@ -97,7 +100,8 @@ def image_score(prob) -> float:
 def image_metrics(scores, labels, threshold: float = 0.5) -> dict:
     "Image-level AUC and accuracy of `scores` against boolean `labels` (manipulated); None unless both classes occur."
     s, y = np.asarray(scores, np.float64), np.asarray(labels, bool)
-    if y.all() or not y.any(): return dict(image_auc=None, image_accuracy=None)
+    if y.all() or not y.any():
+        return dict(image_auc=None, image_accuracy=None)
     return dict(image_auc=pixel_auc(s, y), image_accuracy=float(((s > threshold) == y).mean()))
 
 def summarize(rows, threshold: float = 0.5) -> dict:

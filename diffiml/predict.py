@@ -24,11 +24,13 @@ MAX_OUTPUT_PIXELS = 50_000_000
 def _array_rgb(a, name) -> np.ndarray:
     "uint8 RGB (H, W, 3) from an array, or a `DataError` naming `name`."
     a = np.asarray(a)
-    if a.ndim == 2: a = np.repeat(a[..., None], 3, axis=2)
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
     if a.ndim != 3 or a.shape[2] not in (3, 4) or min(a.shape[:2]) < 1:
         raise DataError(name, f'array of shape {a.shape}: expected (H, W, 3), (H, W, 4) or (H, W)')
     a = a[..., :3]
-    if a.dtype == np.uint8: return np.ascontiguousarray(a)
+    if a.dtype == np.uint8:
+        return np.ascontiguousarray(a)
     if np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
             raise DataError(name, 'float array must hold finite values in [0, 1]')
@@ -55,7 +57,8 @@ def read_image(image, max_side: int | None = None) -> tuple[np.ndarray, tuple[in
 def output_size(hw, max_pixels: int = MAX_OUTPUT_PIXELS) -> tuple[int, int]:
     "`hw`, or the largest size with its aspect ratio that has at most `max_pixels` pixels."
     h, w = hw
-    if h * w <= max_pixels: return (h, w)
+    if h * w <= max_pixels:
+        return (h, w)
     s = math.sqrt(max_pixels / (h * w))
     return (max(1, int(h * s)), max(1, int(w * s)))
 
@@ -83,8 +86,10 @@ def collect_images(inputs) -> list[Path]:
     "Files named in `inputs`, and the image files (by extension) directly inside the folders named there, in order."
     out = []
     for i in map(Path, inputs):
-        if i.is_dir(): out += sorted(p for p in i.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
-        else: out.append(i)
+        if i.is_dir():
+            out += sorted(p for p in i.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
+        else:
+            out.append(i)
     return list(dict.fromkeys(out))
 
 def output_names(paths) -> dict:
@@ -93,7 +98,8 @@ def output_names(paths) -> dict:
     for p in paths:
         stem = p.stem if p.stem not in seen else f'{p.stem}_{p.suffix.lstrip(".")}'
         k, base = 2, stem
-        while stem in seen: stem, k = f'{base}_{k}', k + 1
+        while stem in seen:
+            stem, k = f'{base}_{k}', k + 1
         seen[stem] = p
         out[p] = stem
     return out

@@ -26,7 +26,8 @@ class ProtocolError(ValueError):
     "A protocol that cannot run as asked; the message names the file and every problem at once."
 
 # %% ../nbs/12_protocol.ipynb #e83f2cef
-def _names(v) -> list[str]: return [s.strip() for s in (v.split(',') if isinstance(v, str) else (v or [])) if s.strip()]
+def _names(v) -> list[str]:
+    return [s.strip() for s in (v.split(',') if isinstance(v, str) else (v or [])) if s.strip()]
 
 def protocol_spec(params: dict, name: str) -> dict:
     "The protocol `name` of the `protocols` section of params dict `params`, its name lists split."
@@ -45,10 +46,14 @@ def protocol_spec(params: dict, name: str) -> dict:
 def read_dataset_paths(path) -> dict[str, dict]:
     "{name: {path, invert_masks}} of a datasets file (YAML); relative paths are read from the file's folder."
     path = Path(path)
-    if not path.is_file(): return {}
-    try: raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e: raise ProtocolError(f'{path}: not valid YAML ({str(e).splitlines()[0]})') from None
-    if not isinstance(raw, dict): raise ProtocolError(f'{path}: expected a mapping of dataset name to path')
+    if not path.is_file():
+        return {}
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ProtocolError(f'{path}: not valid YAML ({str(e).splitlines()[0]})') from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(f'{path}: expected a mapping of dataset name to path')
     out = {}
     for name, v in raw.items():
         v = dict(path=v) if isinstance(v, str) else v
@@ -66,11 +71,15 @@ def resolve_protocol(spec: dict, paths: dict, paths_file=PATHS_FILE) -> dict:
     for name in dict.fromkeys(spec['train'] + spec['test'] + spec['generative']):
         required = name not in spec['generative'] or name in spec['train'] + spec['test']
         if name not in paths:
-            if required: problems.append(f'{name}: no entry')
-            else: skipped.append(name)
+            if required:
+                problems.append(f'{name}: no entry')
+            else:
+                skipped.append(name)
             continue
-        try: sets[name] = (read_pairs(paths[name]['path']), paths[name]['invert_masks'])
-        except DataError as e: problems.append(f'{name}: {e}')
+        try:
+            sets[name] = (read_pairs(paths[name]['path']), paths[name]['invert_masks'])
+        except DataError as e:
+            problems.append(f'{name}: {e}')
     if problems:
         raise ProtocolError(f"protocol {spec['name']!r} cannot start: {len(problems)} of its datasets are missing "
                             f"or unreadable (paths in {paths_file}):\n  " + '\n  '.join(problems))
@@ -80,7 +89,8 @@ def resolve_protocol(spec: dict, paths: dict, paths_file=PATHS_FILE) -> dict:
 class BalancedSources(torch.utils.data.Dataset):
     "`per_source` items of each source of a ConcatDataset per epoch, redrawn by `set_epoch(e)` from seed (seed, e)."
     def __init__(self, sources: torch.utils.data.ConcatDataset, per_source: int, seed: int = 0):
-        if per_source < 1: raise ValueError(f'per_source={per_source}: must be at least 1')
+        if per_source < 1:
+            raise ValueError(f'per_source={per_source}: must be at least 1')
         self.sources, self.per_source, self.seed = sources, per_source, seed
         ends = sources.cumulative_sizes
         self.ranges = [range(a, b) for a, b in zip([0] + ends[:-1], ends)]
@@ -94,8 +104,10 @@ class BalancedSources(torch.utils.data.Dataset):
             idx += [i for _ in range(whole) for i in rng.permutation(r)] + list(rng.choice(r, rest, replace=False))
         self.index, self.epoch = idx, epoch
 
-    def __len__(self): return len(self.index)
-    def __getitem__(self, i): return self.sources[self.index[i]]
+    def __len__(self):
+        return len(self.index)
+    def __getitem__(self, i):
+        return self.sources[self.index[i]]
 
 # %% ../nbs/12_protocol.ipynb #16443df1
 def write_protocol(spec: dict, resolved: dict, out_dir, n_val: int = 64, seed: int = 0) -> dict:

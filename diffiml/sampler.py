@@ -11,7 +11,7 @@ import diffusers
 import torch
 
 # %% auto #0
-__all__ = ['NOISE_SCHEDULE', 'SAMPLERS', 'INITS', 'FUSIONS', 'make_scheduler', 'Sampler']
+__all__ = ['NOISE_SCHEDULE', 'SAMPLERS', 'INITS', 'FUSIONS', 'CPU_ROWS', 'make_scheduler', 'Sampler']
 
 # %% ../nbs/14_sampler.ipynb #47d8309a
 NOISE_SCHEDULE = dict(num_train_timesteps=1000, beta_schedule='linear', beta_start=1e-4, beta_end=0.02,
@@ -31,6 +31,7 @@ SAMPLERS = dict(
 )
 INITS = ('noise', 'mean')   # where sampling starts: a draw from the prior, or its mean (0)
 FUSIONS = ('max', 'mean')   # how flip TTA fuses the two views' maps: pixel-wise maximum (the paper's), or mean
+CPU_ROWS = 5                # rows (members x views) per score-network pass on a CPU when `max_rows` is None
 
 # solvers by (class, noise schedule), built once per thread: a solver holds the state of the call that runs it
 _SOLVERS = threading.local()
@@ -45,10 +46,13 @@ class Sampler:
     seed: int | None = 0            # seed of the initial noise (None: unseeded; unused from the mean)
     init: str | None = None         # noise or mean (see INITS); None: mean for one sample, noise for an ensemble
     fuse: str | None = None         # how flip TTA fuses its two views: max or mean (see FUSIONS); None: max with TTA
+    max_rows: int | None = None     # rows per score-network pass; None: CPU_ROWS on a CPU, every row at once on a GPU
 
     def __post_init__(self):
         if self.steps < 1 or self.ensemble < 1:
             raise ValueError(f'Sampler: steps and ensemble must be at least 1, got {self.steps} and {self.ensemble}')
+        if self.max_rows is not None and self.max_rows < 1:
+            raise ValueError(f'Sampler: max_rows must be at least 1 (or None), got {self.max_rows}')
         if self.init is None:
             self.init = 'mean' if self.ensemble == 1 else 'noise'
         if self.init not in INITS:
@@ -106,12 +110,19 @@ class Sampler:
             if teacher is not None:   # the exact noisy latent of this timestep (what training sees)
                 eps = torch.randn(teacher.shape, generator=generator).to(teacher)
                 y_t = model.scheduler.add_noise(teacher, eps, t.repeat(len(teacher)))
-                step['teacher_x0'] = model.score(y_t, t.to(cond.device), cond)
-            x0 = model.score(sched.scale_model_input(x, t), t.to(cond.device), cond)
+                step['teacher_x0'] = self.score(model, y_t, t.to(cond.device), cond)
+            x0 = self.score(model, sched.scale_model_input(x, t), t.to(cond.device), cond)
             x = sched.step(x0, t, x).prev_sample
             if record is not None:
                 record.append(dict(step, x0=x0))
         return x
+
+    def score(self, model, x, t, cond):
+        "`model.score(x, t, cond)` in passes of at most `max_rows` rows (None: `CPU_ROWS` on a CPU, all on a GPU)."
+        n = self.max_rows or (CPU_ROWS if x.device.type == 'cpu' else len(x))
+        if len(x) <= n:
+            return model.score(x, t, cond)
+        return torch.cat([model.score(xs, t, cs) for xs, cs in zip(x.split(n), cond.split(n))])
 
     @torch.no_grad()
     def __call__(self, model, images) -> dict:

@@ -37,8 +37,10 @@ class _Denoise(nn.Module):
         self.unet = unet
     def forward(self, x_t, t, cond):
         self.unet.conv_in.cond = cond
-        try: return self.unet(x_t, t).sample
-        finally: self.unet.conv_in.cond = None
+        try:
+            return self.unet(x_t, t).sample
+        finally:
+            self.unet.conv_in.cond = None
 
 class ScoreNet(ModelMixin, ConfigMixin):
     "Conditional x0-predicting UNet over the joint (mask, edge) latent."
@@ -81,8 +83,10 @@ class ScoreNet(ModelMixin, ConfigMixin):
                 return denoise(x_t, t, cond)
             with warnings.catch_warnings():   # diffusers' shape checks, traced; TorchScript's deprecation
                 warnings.simplefilter('ignore')
-                try: self._traces[key] = torch.jit.trace(denoise, (x_t, t, cond), check_trace=False)
-                except Exception: self._traces[key] = denoise   # no TorchScript: eager, the same numbers
+                try:
+                    self._traces[key] = torch.jit.trace(denoise, (x_t, t, cond), check_trace=False)
+                except Exception:
+                    self._traces[key] = denoise   # no TorchScript: eager, the same numbers
         return self._traces[key](x_t, t, cond)
     def _apply(self, fn, *args, **kwargs):
         "Move or cast the parameters (`to`, `float`, ...), dropping the traces made for the old ones."
@@ -92,13 +96,15 @@ class ScoreNet(ModelMixin, ConfigMixin):
 # %% ../nbs/03_score.ipynb #31618322
 def error_prior(y0, scale: float = 0.1, generator=None):
     "Perturb clean latent `y0` by `scale` x standard noise (the error prior); `scale=0` returns `y0` itself."
-    if scale == 0: return y0
+    if scale == 0:
+        return y0
     return y0 + scale * torch.randn(y0.shape, generator=generator, device=y0.device, dtype=y0.dtype)
 
 def joint_loss(pred, target, mask_weight: float = 0.2, edge_weight: float = 0.8, mask_channels: int | None = None):
     "Weighted MSE of x0 predictions' mask (first half or `mask_channels`) and edge channels; plain MSE without edges."
     k = pred.shape[1] // 2 if mask_channels is None else mask_channels
-    if k == pred.shape[1]: return F.mse_loss(pred, target)   # mask latent only (the no-edge ablation)
+    if k == pred.shape[1]:
+        return F.mse_loss(pred, target)   # mask latent only (the no-edge ablation)
     return mask_weight * F.mse_loss(pred[:, :k], target[:, :k]) + edge_weight * F.mse_loss(pred[:, k:], target[:, k:])
 
 # %% ../nbs/03_score.ipynb #6b80784e

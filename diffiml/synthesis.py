@@ -65,7 +65,8 @@ def pick_region(seg: np.ndarray, rng: np.random.Generator, min_area=0.01, max_ar
             c = int(rng.choice(cand))
             region.append(c)
             area += frac[c]
-        if min_area <= area <= max_area: return np.isin(seg, region)
+        if min_area <= area <= max_area:
+            return np.isin(seg, region)
     ok = [l for l, f in frac.items() if min_area <= f <= max_area]
     lab = rng.choice(ok) if ok else min(frac, key=lambda l: min(abs(frac[l] - min_area), abs(frac[l] - max_area)))
     return seg == lab
@@ -97,7 +98,8 @@ def _fit(patch, pmask, shape, scale):
 # %% ../nbs/00a_synthesis.ipynb #ac0badd5
 def feather(pmask: np.ndarray, radius: float) -> np.ndarray:
     "Soft alpha of boolean `pmask`: 1 deep inside, fading to >0 at its border, exactly 0 outside."
-    if radius <= 0: return pmask.astype(np.float32)
+    if radius <= 0:
+        return pmask.astype(np.float32)
     d = cv2.distanceTransform(np.pad(pmask, 1).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
     return np.where(pmask, np.clip(d / (radius + 1), 0, 1), 0).astype(np.float32)
 

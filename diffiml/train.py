@@ -26,19 +26,22 @@ class LossModule(nn.Module):
     def __init__(self, model: nn.Module, loss_fn):
         super().__init__()
         self.model, self.loss_fn = model, loss_fn
-    def forward(self, batch): return self.loss_fn(self.model, batch)
+    def forward(self, batch):
+        return self.loss_fn(self.model, batch)
 
 # %% ../nbs/07_train.ipynb #bd34503d
 def latest_checkpoint(ckpt_dir, fingerprint: str | None = None) -> tuple[Path, int] | None:
     "(folder, step) of the last full checkpoint in `ckpt_dir`, or None; it must come from the run `fingerprint` names."
     f = Path(ckpt_dir)/'latest.json'
-    if not f.is_file(): return None
+    if not f.is_file():
+        return None
     try:
         info = json.loads(f.read_text())
         d, step = Path(ckpt_dir)/info['dir'], int(info['step'])
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise ValueError(f'{f}: not a diffiml training checkpoint ({e})') from None
-    if not d.is_dir(): raise ValueError(f'{f}: names {d.name}, which is missing: the checkpoint folder is damaged')
+    if not d.is_dir():
+        raise ValueError(f'{f}: names {d.name}, which is missing: the checkpoint folder is damaged')
     if fingerprint is not None and info.get('fingerprint') != fingerprint:
         raise ValueError(f'{f}: written by another run (settings or data fingerprint {info.get("fingerprint")}, '
                          f'this run {fingerprint}); remove the folder to start afresh')
@@ -59,9 +62,11 @@ def _batches(loader, acc, epoch_len, start_step, dataset=None):
     "Endless batches; a resumed run skips what the first `start_step` steps consumed, in the same shuffled order."
     epoch, skip = divmod(start_step, epoch_len)
     while True:
-        if hasattr(loader, 'set_epoch'): loader.set_epoch(epoch)
+        if hasattr(loader, 'set_epoch'):
+            loader.set_epoch(epoch)
         # datasets that redraw each epoch (diffiml.protocol.BalancedSources)
-        if hasattr(dataset, 'set_epoch'): dataset.set_epoch(epoch)
+        if hasattr(dataset, 'set_epoch'):
+            dataset.set_epoch(epoch)
         yield from (acc.skip_first_batches(loader, skip) if skip else loader)
         epoch, skip = epoch + 1, 0
 
@@ -71,7 +76,8 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
         mixed_precision: str = 'no', checkpoint_dir=None, checkpoint_every: int = 0, fingerprint: str | None = None,
         ema_decay: float = 0.0, desc: str = 'train') -> list[float]:
     "Train `model` `steps` steps on `dataset` by `loss_fn(model, batch)`; resume from `checkpoint_dir`; return losses."
-    if len(dataset) == 0: raise ValueError('fit: the training set is empty')
+    if len(dataset) == 0:
+        raise ValueError('fit: the training set is empty')
     set_seed(seed)
     # seedable sampler: the shuffle of epoch e depends on (seed, e) alone, so a resumed run replays the same batches
     acc = Accelerator(mixed_precision=mixed_precision,
@@ -87,11 +93,14 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
     # ema_decay > 0: an exponential moving average of the weights, checkpointed with the run, replaces them at the end
     ema = EMAModel(params, decay=ema_decay, foreach=True) if ema_decay else None
     step_module, opt, loader, sched = acc.prepare(LossModule(model, loss_fn), opt, loader, sched)
-    if ema: acc.register_for_checkpointing(ema)
+    if ema:
+        acc.register_for_checkpointing(ema)
     start = 0
     if checkpoint_dir and (last := latest_checkpoint(checkpoint_dir, fingerprint)):
-        try: acc.load_state(str(last[0]))
-        except Exception as e: raise ValueError(f'{last[0]}: cannot resume from this checkpoint ({e})') from None
+        try:
+            acc.load_state(str(last[0]))
+        except Exception as e:
+            raise ValueError(f'{last[0]}: cannot resume from this checkpoint ({e})') from None
         start = last[1]
         acc.print(f'{desc}: resuming from {last[0]} at step {start}')
     live = None
@@ -104,11 +113,14 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
     for step in (bar := tqdm(range(start, steps), desc=desc, initial=start, total=steps, mininterval=2,
                              disable=not acc.is_local_main_process)):
         loss = step_module(next(batches))
-        if not math.isfinite(loss.item()): raise FloatingPointError(f'{desc}: loss is {loss.item()} at step {step}')
+        if not math.isfinite(loss.item()):
+            raise FloatingPointError(f'{desc}: loss is {loss.item()} at step {step}')
         acc.backward(loss)
-        if grad_clip: acc.clip_grad_norm_(params, grad_clip)
+        if grad_clip:
+            acc.clip_grad_norm_(params, grad_clip)
         opt.step()
-        if ema: ema.step(params)
+        if ema:
+            ema.step(params)
         sched.step()
         opt.zero_grad(set_to_none=True)
         losses.append(acc.reduce(loss.detach(), 'mean').item())
@@ -123,7 +135,8 @@ def fit(model, dataset, loss_fn, steps: int, batch_size: int = 16, lr: float = 1
     if live:
         live.summary['final_loss'] = sum(losses[-10:]) / max(len(losses[-10:]), 1)
         live.end()
-    if ema: ema.copy_to(params)
+    if ema:
+        ema.copy_to(params)
     acc.wait_for_everyone()
     model.eval()
     return losses
@@ -136,7 +149,8 @@ def _save_state(acc, ckpt_dir: Path, step: int, fingerprint=None) -> None:
     if acc.is_main_process:
         write_atomic(ckpt_dir/'latest.json', json.dumps(dict(dir=d.name, step=step, fingerprint=fingerprint)))
         for old in ckpt_dir.glob('step-*'):
-            if old != d: shutil.rmtree(old, ignore_errors=True)
+            if old != d:
+                shutil.rmtree(old, ignore_errors=True)
 
 # %% ../nbs/07_train.ipynb #trstage2
 _NOT_IN_FINGERPRINT = ('root', 'num_workers', 'checkpoint_every')

@@ -29,7 +29,8 @@ def folded_decode(decoder: nn.Sequential, z):
         x = F.conv_transpose2d(x, w, b, conv.stride, conv.padding, conv.output_padding).relu_()   # in place: 2x faster
     return last(x)
 
-def _down(cin, cout): return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+def _down(cin, cout):
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 def _up(cin, cout):
     return nn.Sequential(nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1), nn.BatchNorm2d(cout),
                          nn.ReLU(inplace=True))
@@ -55,7 +56,8 @@ class LightVAE(ModelMixin, ConfigMixin):
                                      *[_up(a, b) for a, b in zip(r, outs)],
                                      nn.Conv2d(outs[-1], in_channels, 3, padding=1))
     @property
-    def downsample(self) -> int: return 2 ** len(self.config.block_out_channels)
+    def downsample(self) -> int:
+        return 2 ** len(self.config.block_out_channels)
     def encode(self, x):
         "Scaled latent of `x` in [-1, 1]."
         return self.encoder(x) * self.config.scaling_factor
@@ -66,7 +68,8 @@ class LightVAE(ModelMixin, ConfigMixin):
         x = folded_decode(self.decoder, z) if fold else self.decoder(z)
         s = self.config.output_stride
         return x if s == 1 else F.interpolate(x, scale_factor=s, mode='bilinear', align_corners=False)
-    def forward(self, x): return self.decode(self.encode(x))
+    def forward(self, x):
+        return self.decode(self.encode(x))
 
 # %% ../nbs/01_vae.ipynb #32e0f627
 def to_signed(m):
@@ -79,7 +82,8 @@ def vae_loss(vae: LightVAE, targets: torch.Tensor, teacher=None, distill_weight:
     z = vae.encode(x)
     loss = F.l1_loss(torch.sigmoid(vae.decode(z)), targets)
     if teacher is not None:
-        with torch.no_grad(): zt = teacher(x.repeat(1, 3, 1, 1))
+        with torch.no_grad():
+            zt = teacher(x.repeat(1, 3, 1, 1))
         loss = loss + distill_weight * F.mse_loss(z, zt)
     return loss
 

@@ -35,11 +35,11 @@ def test_evaluation_table_and_figures(run):
     assert cmp['low'] <= cmp['difference'] <= cmp['high'] and cmp['n'] == res['DiffIML']['synthetic']['n_manipulated']
     assert abs(cmp['DiffIML'] - res['DiffIML']['synthetic']['pixel_f1']) < 1e-3
     for m in ('DiffIML', 'Baseline', 'All-manipulated'):
-        assert set(res[m]) == {'synthetic', 'casia1', 'nist16'}
+        assert set(res[m]) == {'synthetic', 'casia1', 'casia2'}
         for r in res[m].values(): assert r['n_manipulated'] > 0 and 0 <= r['pixel_f1'] <= 1
     assert res['All-manipulated']['casia1']['pixel_f1'] > 0      # trivial predictor: F1 = 2p/(1+p) > 0
     table = (run/'reports/evaluate/results.md').read_text()
-    assert all(name in table for name in ('DiffIML', 'Baseline', 'All-manipulated', 'synthetic', 'nist16'))
+    assert all(name in table for name in ('DiffIML', 'Baseline', 'All-manipulated', 'synthetic', 'casia2'))
     figures = ('prepare_data/gallery.png', 'train_vae/reconstructions.png', 'evaluate/qualitative.png',
                'report/loss_curves.png')
     for f in figures:
