@@ -115,8 +115,8 @@ def _sampler_options(p) -> None:
                    help='where sampling starts: noise (a draw from the prior) or mean (0, deterministic; one sample '
                         'only) (DiffIML; default: mean for one sample, noise for an ensemble)')
     p.add_argument('--max-rows', type=_positive, default=None,
-                   help='rows (images x samples x views) per score-network pass; the same maps, grouped otherwise (DiffIML; '
-                        f'default: {CPU_ROWS} on a CPU, all at once on a GPU)')
+                   help='rows (images x samples x views) per score-network pass; the same maps, grouped otherwise '
+                        f'(DiffIML; default: {CPU_ROWS} on a CPU, all at once on a GPU)')
     p.add_argument('--solver', default=d.solver,
                    help="diffusers scheduler class, e.g. DPMSolverMultistepScheduler (default: the model's own)")
     p.add_argument('--seed', type=int, default=d.seed, help=f'seed of the sampler noise (default: {d.seed})')
