@@ -85,7 +85,8 @@ class IMLDataset(torch.utils.data.Dataset):
                  edge_width: int | None = None,   # edge band width (default: 7 at 512, scaled with `size`)
                  augment: Augment | bool | None = None,
                  invert_masks: bool = False, size_mismatch: str = 'error', on_error: str = 'raise',
-                 cache: bool | None = None):      # keep decoded arrays in memory; None: if they fit in CACHE_BYTES
+                 cache: bool | None = None,       # keep decoded arrays in memory; None: if they fit in CACHE_BYTES
+                 seed: int | tuple = 0):          # item i of epoch e draws its crop and augmentation from (seed, e, i)
         if on_error not in ('raise', 'skip'):
             raise ValueError(f"on_error={on_error!r}; choose 'raise' or 'skip'")
         if size and crop:
@@ -94,6 +95,7 @@ class IMLDataset(torch.utils.data.Dataset):
         self.edge_width = edge_width or edge_width_for(size or 512)
         self.invert_masks, self.size_mismatch, self.on_error = invert_masks, size_mismatch, on_error
         self.augment = Augment() if augment is True else (augment or None)
+        self.seed, self.epoch = seed, 0
         self.pairs, self.skipped, pixels = [], [], 0
         for p in pairs:
             try:
@@ -164,9 +166,17 @@ class IMLDataset(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.pairs)
 
+    def set_epoch(self, epoch: int) -> None:
+        "Draw epoch `epoch`'s crops and augmentations."
+        self.epoch = epoch
+
     def __getitem__(self, i):
+        return self.item(i, [*np.ravel(self.seed).tolist(), self.epoch, i])
+
+    def item(self, i, key) -> dict:
+        "Item `i`, its random crop and augmentation drawn from a generator seeded by `key` (a list of ints)."
         img, m = self.sample(i)
-        rng = np.random.default_rng(int(torch.randint(2**31, ())))
+        rng = np.random.default_rng(key)
         if self.crop:
             img, m = random_crop(img, m, self.crop, rng, self.grid, self.focus)
         if self.augment:

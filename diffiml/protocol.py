@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_protocol.ipynb #2fd14372
 from __future__ import annotations
-import json
+import bisect, json
 from pathlib import Path
 import numpy as np
 import torch
@@ -107,7 +107,11 @@ class BalancedSources(torch.utils.data.Dataset):
     def __len__(self):
         return len(self.index)
     def __getitem__(self, i):
-        return self.sources[self.index[i]]
+        j = self.index[i]
+        k = bisect.bisect_right(self.sources.cumulative_sizes, j)
+        source, at = self.sources.datasets[k], j - ([0] + self.sources.cumulative_sizes)[k]
+        # keyed by the position in the epoch: an image drawn twice in one epoch gets two crops
+        return source.item(at, [self.seed, self.epoch, i]) if hasattr(source, 'item') else source[at]
 
 # %% ../nbs/12_protocol.ipynb #16443df1
 def write_protocol(spec: dict, resolved: dict, out_dir, n_val: int = 64, seed: int = 0) -> dict:
@@ -164,10 +168,10 @@ def train_dataset(data_dir, view: dict, augment=None, seed: int = 0) -> torch.ut
     "Training set `prepare_data` wrote to `data_dir`, as `view` (IMLDataset arguments: crops or a size) says."
     rec = read_protocol(data_dir)
     if rec['protocol'] == 'synthetic':
-        return IMLDataset(read_pairs(Path(data_dir)/'train.json'), augment=augment, **view)
+        return IMLDataset(read_pairs(Path(data_dir)/'train.json'), augment=augment, seed=seed, **view)
     cache, view = view.get('cache'), {k: v for k, v in view.items() if k != 'cache'}
     parts = [IMLDataset(read_pairs(Path(data_dir)/t['pairs']), augment=augment, invert_masks=t['invert_masks'],
-                        cache=bool(cache), **view) for t in rec['train'].values()]
+                        cache=bool(cache), seed=(seed, k), **view) for k, t in enumerate(rec['train'].values())]
     if cache is None:
         decode_if_fits(parts)   # one CACHE_BYTES budget for all the sources together, not one per source
     cat = torch.utils.data.ConcatDataset(parts)

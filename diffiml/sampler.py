@@ -31,7 +31,7 @@ SAMPLERS = dict(
 )
 INITS = ('noise', 'mean')   # where sampling starts: a draw from the prior, or its mean (0)
 FUSIONS = ('max', 'mean')   # how flip TTA fuses the two views' maps: pixel-wise maximum (the paper's), or mean
-CPU_ROWS = 5                # rows (members x views) per score-network pass on a CPU when `max_rows` is None
+CPU_ROWS = 5   # rows (images x samples x views) per score-network pass on a CPU when `max_rows` is None
 
 # solvers by (class, noise schedule), built once per thread: a solver holds the state of the call that runs it
 _SOLVERS = threading.local()

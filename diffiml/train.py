@@ -58,15 +58,20 @@ def run_fingerprint(settings: dict, *inputs) -> str:
     return h.hexdigest()[:16]
 
 # %% ../nbs/07_train.ipynb #1de98011
+def _set_epoch(dataset, epoch: int) -> None:
+    "Start epoch `epoch` in `dataset` and in the datasets it wraps (IMLDataset, BalancedSources: they redraw)."
+    if hasattr(dataset, 'set_epoch'):
+        dataset.set_epoch(epoch)
+    for inner in getattr(dataset, 'datasets', ()):   # a ConcatDataset's parts
+        _set_epoch(inner, epoch)
+
 def _batches(loader, acc, epoch_len, start_step, dataset=None):
     "Endless batches; a resumed run skips what the first `start_step` steps consumed, in the same shuffled order."
     epoch, skip = divmod(start_step, epoch_len)
     while True:
         if hasattr(loader, 'set_epoch'):
             loader.set_epoch(epoch)
-        # datasets that redraw each epoch (diffiml.protocol.BalancedSources)
-        if hasattr(dataset, 'set_epoch'):
-            dataset.set_epoch(epoch)
+        _set_epoch(dataset, epoch)
         yield from (acc.skip_first_batches(loader, skip) if skip else loader)
         epoch, skip = epoch + 1, 0
 
