@@ -21,17 +21,17 @@ from .inference import _device, _items, _native, predict_maps
 TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
-__all__ = ['TRAINING', 'CAT_SIZES', 'time_interleaved', 'time_training', 'time_sampling', 'benchmark_profile', 'predict_costs',
-           'predict_cost', 'machine_rates', 'rate_row', 'time_parts', 'time_predictions', 'time_attention',
-           'prediction_memory', 'data_memory']
+__all__ = ['TRAINING', 'PART_SAMPLERS', 'CAT_SIZES', 'time_rounds', 'time_interleaved', 'time_training', 'time_sampling',
+           'benchmark_profile', 'predict_costs', 'predict_cost', 'machine_rates', 'rate_row', 'time_parts',
+           'time_predictions', 'time_attention', 'prediction_memory', 'data_memory']
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
     if torch.cuda.is_available():
         torch.cuda.synchronize()
 
-def time_interleaved(calls: dict, repeats: int = 5, warmup: int = 2) -> dict:
-    "name -> median seconds of each call of `calls`, timed in `repeats` rounds that run every call once."
+def time_rounds(calls: dict, repeats: int = 5, warmup: int = 2) -> dict:
+    "name -> the seconds of each call of `calls` in each of `repeats` rounds that run every call once, in turn."
     for _ in range(warmup):   # e.g. the score network's trace made, then profiled by TorchScript's executor
         for call in calls.values():
             call()
@@ -43,7 +43,11 @@ def time_interleaved(calls: dict, repeats: int = 5, warmup: int = 2) -> dict:
             call()
             _sync()
             times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(v) for name, v in times.items()}
+    return times
+
+def time_interleaved(calls: dict, repeats: int = 5, warmup: int = 2) -> dict:
+    "name -> median seconds of each call of `calls` over the rounds of `time_rounds`."
+    return {name: statistics.median(v) for name, v in time_rounds(calls, repeats, warmup).items()}
 
 def _median_s(f, repeats: int, warmup: bool = True) -> float:
     "Median seconds of `repeats` calls of `f` (queued CUDA work included), after one warm-up call."
@@ -150,8 +154,12 @@ def rate_row(part: str, ms: float, gflops: float, rates: dict, **extra) -> dict:
                 of_conv_rate=rate / rates['conv_gflop_s'], of_matmul_rate=rate / rates['matmul_gflop_s'])
 
 # %% ../nbs/09_benchmark.ipynb #e3a9c0d2
-def _parts(model, baseline, image, batches) -> dict:
-    "name -> (images per call, call) of the baseline and of DiffIML's parts on `image` (1, 3, H, W)."
+# the sampler settings `time_parts` times by default: 1 step x 1 (the sampler's own work beside the network passes is
+# measured against it) and `Sampler()`, the shipped default
+PART_SAMPLERS = {'DiffIML 1x1': Sampler(steps=1), 'DiffIML default sampler': Sampler()}
+
+def _parts(model, baseline, image, batches, samplers: dict) -> dict:
+    "name -> (images per call, call) of the baseline, DiffIML's parts and its `samplers` on `image` (1, 3, H, W)."
     cond = model.encoder(image)
     t = torch.tensor([model.scheduler.config.num_train_timesteps - 1])
     z = torch.randn(1, model.score.config.latent_channels, *cond.shape[-2:], generator=torch.Generator().manual_seed(0))
@@ -160,26 +168,45 @@ def _parts(model, baseline, image, batches) -> dict:
         zb, cb, tb = z.repeat(b, 1, 1, 1), cond.repeat(b, 1, 1, 1), t.repeat(b)
         parts[f'score pass, batch {b}'] = (b, lambda zb=zb, tb=tb, cb=cb: model.score(zb, tb, cb))
     parts['decoder'] = (1, lambda: model.vae.decode(z[:, :model.vae.config.latent_channels]))
-    parts['DiffIML 1x1'] = (1, lambda: Sampler(steps=1)(model, image))
-    parts['DiffIML default sampler'] = (1, lambda: Sampler()(model, image))   # SAMPLERS['default']
+    for name, s in samplers.items():
+        parts[name] = (1, lambda s=s: s(model, image))
     return parts
 
+def _quartiles(v: list) -> tuple:
+    "First and third quartiles of `v` (its one value twice when it has one)."
+    q = statistics.quantiles(v, n=4, method='inclusive') if len(v) > 1 else v * 3
+    return q[0], q[2]
+
+def _one_by_one(samplers: dict) -> str | None:
+    "The name of the first 1 step x 1 sampler (no TTA) of `samplers`, else None."
+    return next((k for k, s in samplers.items() if (s.steps, s.ensemble, s.tta) == (1, 1, False)), None)
+
 @torch.inference_mode()
-def time_parts(model, baseline, image, batches=(1, 5, 10), repeats: int = 5, rates: dict | None = None) -> list:
-    "Rows of interleaved median ms, GFLOPs and GFLOP/s per image of the baseline and of DiffIML's parts on `image`."
-    model, baseline = model.eval(), baseline.eval()
-    parts, rates = _parts(model, baseline, image, batches), rates or machine_rates()
+def time_parts(model, baseline, image, batches=(1, 5, 10), repeats: int = 5, rates: dict | None = None,
+               samplers: dict | None = None,   # row name -> Sampler, each a whole prediction (None: PART_SAMPLERS)
+               ) -> list:
+    "Rows of interleaved median ms, GFLOPs and GFLOP/s per image of the baseline, DiffIML's parts and `samplers`."
+    model, baseline, samplers = model.eval(), baseline.eval(), samplers or PART_SAMPLERS
+    parts, rates = _parts(model, baseline, image, batches, samplers), rates or machine_rates()
     gflops = {}
     for name, (n, call) in parts.items():   # counts the operations (eagerly: no trace is made under the counter)
         with FlopCounterMode(display=False) as fc:
             call()
         gflops[name] = fc.get_total_flops() / n / 1e9
-    secs = time_interleaved({name: call for name, (n, call) in parts.items()}, repeats)
-    ms = {name: 1000 * secs[name] / n for name, (n, call) in parts.items()}
-    inside = ('encoder', 'score pass, batch 1', 'decoder')
-    ms['sampler overhead'] = ms['DiffIML 1x1'] - sum(ms[k] for k in inside)
-    gflops['sampler overhead'] = max(gflops['DiffIML 1x1'] - sum(gflops[k] for k in inside), 0.0)
-    return [rate_row(name, ms[name], gflops[name], rates, vs_baseline=ms[name] / ms['baseline']) for name in ms]
+    secs = time_rounds({name: call for name, (n, call) in parts.items()}, repeats)
+    ms = {name: 1000 * statistics.median(secs[name]) / n for name, (n, call) in parts.items()}
+    # each round times every part moments after the baseline: the spread of those paired ratios
+    ratios = {name: [s / b / n for s, b in zip(secs[name], secs['baseline'])] for name, (n, call) in parts.items()}
+    spread = {name: _quartiles(r) for name, r in ratios.items()}
+    one = _one_by_one(samplers)
+    if one is not None:   # what a 1 x 1 call does beside its three network parts
+        inside = ('encoder', 'score pass, batch 1', 'decoder')
+        ms['sampler overhead'] = ms[one] - sum(ms[k] for k in inside)
+        gflops['sampler overhead'] = max(gflops[one] - sum(gflops[k] for k in inside), 0.0)
+    nan = (float('nan'), float('nan'))
+    return [rate_row(name, ms[name], gflops[name], rates, vs_baseline=ms[name] / ms['baseline'],
+                     vs_baseline_q1=spread.get(name, nan)[0], vs_baseline_q3=spread.get(name, nan)[1])
+            for name in ms]
 
 # %% ../nbs/09_benchmark.ipynb #6bd3c2b6
 def _prediction_inputs(dataset, n_images: int, batch_size: int) -> list:

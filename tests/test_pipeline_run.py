@@ -46,6 +46,7 @@ def test_evaluation_table_and_figures(run):
         assert (run/'reports'/f).read_bytes()[:4] == b'\x89PNG', f
 
 def test_robustness_sampler_efficiency(run):
+    import numpy as np
     import pandas as pd
     rob = pd.read_csv(run/'reports/robustness/robustness.csv')
     p = stage_parameters('robustness', 'smoke')
@@ -65,6 +66,9 @@ def test_robustness_sampler_efficiency(run):
     assert (eff.gflops > 0).all() and (eff.ms_per_image > 0).all()
     d = eff[eff.model == 'DiffIML'].set_index('sampler').gflops        # 16 network passes cost more than 1
     assert d.iloc[0] > 4 * d.iloc[1] and eff.pixel_f1.notna().all()   # smoke configs are in the smoke sampler grid
+    parts = pd.read_csv(run/'reports/efficiency/parts.csv').set_index('part')
+    assert np.allclose(eff.ms_per_image, parts.ms_per_image[eff.part], atol=1e-3)   # one timing for both tables
+    assert (eff.vs_baseline_q1 <= eff.vs_baseline_q3).all() and (eff.vs_baseline_q1 > 0).all()
     for f in ('robustness/robustness.png', 'sampler/sampler.png'):
         assert (run/'reports'/f).read_bytes()[:4] == b'\x89PNG', f
 
