@@ -95,7 +95,9 @@ class IMLDataset(torch.utils.data.Dataset):
         self.edge_width = edge_width or edge_width_for(size or 512)
         self.invert_masks, self.size_mismatch, self.on_error = invert_masks, size_mismatch, on_error
         self.augment = Augment() if augment is True else (augment or None)
-        self.seed, self.epoch = seed, 0
+        self.seed, self.epoch = tuple(np.ravel(seed).tolist()), 0   # the prefix of every item's key, made once
+        if not self.seed or not all(isinstance(s, int) and s >= 0 for s in self.seed):
+            raise ValueError(f'IMLDataset: seed={seed!r}; use a non-negative int or a tuple of them')
         self.pairs, self.skipped, pixels = [], [], 0
         for p in pairs:
             try:
@@ -171,7 +173,7 @@ class IMLDataset(torch.utils.data.Dataset):
         self.epoch = epoch
 
     def __getitem__(self, i):
-        return self.item(i, [*np.ravel(self.seed).tolist(), self.epoch, i])
+        return self.item(i, [*self.seed, self.epoch, i])
 
     def item(self, i, key) -> dict:
         "Item `i`, its random crop and augmentation drawn from a generator seeded by `key` (a list of ints)."

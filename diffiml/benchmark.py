@@ -173,7 +173,7 @@ def _parts(model, baseline, image, batches, samplers: dict) -> dict:
     return parts
 
 def _quartiles(v: list) -> tuple:
-    "First and third quartiles of `v` (its one value twice when it has one)."
+    "First and third quartiles of `v` (both equal to its value when it has one)."
     q = statistics.quantiles(v, n=4, method='inclusive') if len(v) > 1 else v * 3
     return q[0], q[2]
 

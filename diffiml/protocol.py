@@ -109,7 +109,7 @@ class BalancedSources(torch.utils.data.Dataset):
     def __getitem__(self, i):
         j = self.index[i]
         k = bisect.bisect_right(self.sources.cumulative_sizes, j)
-        source, at = self.sources.datasets[k], j - ([0] + self.sources.cumulative_sizes)[k]
+        source, at = self.sources.datasets[k], j - self.ranges[k].start
         # keyed by the position in the epoch: an image drawn twice in one epoch gets two crops
         return source.item(at, [self.seed, self.epoch, i]) if hasattr(source, 'item') else source[at]
 
