@@ -179,6 +179,9 @@ def _standins(a) -> int:
 
 def _args(argv=None) -> argparse.Namespace:
     "The parsed command line of `diffiml` (argparse exits with status 2 on a bad option)."
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # the sampler options read `Sampler`, which loads torch and diffusers: only the commands that take them add them
+    command = next((x for x in argv if not x.startswith('-')), None)
     ap = argparse.ArgumentParser(prog='diffiml',
                                  description='DiffIML: image manipulation localization with a score-based model.')
     sub = ap.add_subparsers(dest='command', required=True)
@@ -221,7 +224,8 @@ def _args(argv=None) -> argparse.Namespace:
     ep.add_argument('--data', required=True,
                     help='test set: a folder with Tp/ and Gt/, or a JSON list of [image, mask] pairs')
     ep.add_argument('--out', required=True, help='JSON file to write the metrics to')
-    _sampler_options(ep)
+    if command == 'evaluate':
+        _sampler_options(ep)
     ep.add_argument('--threshold', type=float, default=0.5, help='binarization threshold of the maps (default: 0.5)')
     ep.add_argument('--invert-masks', action='store_true', help='masks mark manipulated pixels in black (e.g. NIST16)')
     ep.add_argument('--resolution', choices=('native', 'network'), default='native',
@@ -256,7 +260,8 @@ def _args(argv=None) -> argparse.Namespace:
     rp.add_argument('--out', required=True, help='output folder (created if missing)')
     rp.add_argument('--threshold', type=float, default=0.5,
                     help='probability above which a pixel counts as manipulated (default: 0.5)')
-    _sampler_options(rp)
+    if command == 'predict':
+        _sampler_options(rp)
     _mode_option(rp)
     rp.add_argument('--device', default='auto', help='cpu, cuda or auto (default: auto)')
     rp.add_argument('--max-output-pixels', type=_positive, default=50_000_000,

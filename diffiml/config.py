@@ -6,12 +6,8 @@
 from __future__ import annotations
 import json, re
 from pathlib import Path
-import torch
 import yaml
 from .data import edge_width_for, write_atomic
-from .vae import LightVAE, vae_loss
-from .model import DiffIML
-from .baseline import Baseline
 
 # %% auto #0
 __all__ = ['PARAMS_FILE', 'DEFAULT_PROFILE', 'STAGES', 'SHARED', 'READS', 'MODES', 'FIT_KEYS', 'PUBLISHER', 'INJECTED',
@@ -165,6 +161,10 @@ def set_profile(path, name: str) -> tuple[str, str]:
 # %% ../nbs/13_config.ipynb #000e75fa
 def build_model(stage: str, s: dict, vae=None, teacher=None) -> tuple:
     "(model, loss_fn) that training `stage` builds from its settings `s`; train_diffiml needs the autoencoder `vae`."
+    import torch   # imported here, not with the module: `diffiml stage` and `diffiml profile` start without torch
+    from diffiml.vae import LightVAE, vae_loss
+    from diffiml.model import DiffIML
+    from diffiml.baseline import Baseline
     if stage == 'train_vae':
         widths = tuple(s['base_width'] * k for k in (1, 2, 4))
         optional = {k: s[k] for k in ('output_stride',) if k in s}   # absent: LightVAE's default

@@ -46,10 +46,11 @@ def test_flags_are_numbers_not_booleans():
 def diffiml_imports(code):
     return set(re.findall(r'(?:from|import) diffiml\.(\w+)', code))
 
-def module_imports(src):
-    "diffiml modules a module imports when it is loaded (top level); imports inside functions run only when called."
+def module_imports(src, inside_functions: bool = False):
+    "diffiml modules a module imports when it is loaded (top level), or anywhere in it too with `inside_functions`."
     tree = ast.parse(src)
-    return {n.module.split('.')[-1] for n in tree.body if isinstance(n, ast.ImportFrom) and n.module
+    nodes = ast.walk(tree) if inside_functions else tree.body
+    return {n.module.split('.')[-1] for n in nodes if isinstance(n, ast.ImportFrom) and n.module
             and (n.level == 1 or n.module.startswith('diffiml.'))}
 
 def module_closure(mods):
@@ -64,9 +65,10 @@ def module_closure(mods):
 
 @pytest.mark.parametrize('stage', STAGES)
 def test_deps_list_the_modules_the_stage_really_uses(stage):
-    "The notebook's imports and the runner's (`diffiml.config`), with everything they load."
+    "The notebook's imports and the runner's (`diffiml.config`, whose `build_model` imports the models when called)."
     code = '\n'.join(notebook_code(REPO/'nbs'/'pipeline'/f'{stage}.ipynb'))
-    used = module_closure(diffiml_imports(code) | {'config'})
+    runner = module_imports((REPO/'diffiml'/'config.py').read_text(), inside_functions=True) | {'config'}
+    used = module_closure(diffiml_imports(code) | runner)
     deps = DVC['stages'][stage]['deps']
     listed = {Path(d).stem for d in deps if d.startswith('diffiml/')}
     assert listed == used, f'{stage}: deps list {sorted(listed)}, the notebook uses {sorted(used)}'
