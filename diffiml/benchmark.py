@@ -21,9 +21,9 @@ from .inference import _device, _items, _native, predict_maps
 TRAINING = ('train_vae', 'train_diffiml', 'train_baseline')
 
 # %% auto #0
-__all__ = ['TRAINING', 'PART_SAMPLERS', 'CAT_SIZES', 'time_rounds', 'time_interleaved', 'time_training', 'time_sampling',
-           'benchmark_profile', 'predict_costs', 'predict_cost', 'machine_rates', 'rate_row', 'time_parts',
-           'time_predictions', 'time_attention', 'prediction_memory', 'data_memory']
+__all__ = ['TRAINING', 'PART_SAMPLERS', 'PROBE_MODULES', 'CAT_SIZES', 'time_rounds', 'time_interleaved', 'time_training',
+           'time_sampling', 'benchmark_profile', 'predict_costs', 'predict_cost', 'machine_rates', 'rate_row',
+           'time_parts', 'time_predictions', 'time_attention', 'prediction_memory', 'data_memory']
 
 # %% ../nbs/09_benchmark.ipynb #9328dbc7
 def _sync():
@@ -283,16 +283,55 @@ import numpy as np, torch
 def mib(field):
     line = next(l for l in Path('/proc/self/status').read_text().splitlines() if l.startswith(field + ':'))
     return int(line.split()[1]) / 1024
-arg = json.loads(sys.argv[1])
 torch.set_num_threads(arg['threads'])
 """
+PROBE_MODULES = ['numpy', 'torch', 'diffiml.inference', 'diffiml.predict', 'diffiml.sampler', 'diffiml.baseline',
+                 'diffiml.train', 'diffiml.protocol']   # what the probes import: the server imports them once
+
+_SERVER = """
+import contextlib, importlib, io, json, os, sys
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+for line in sys.stdin:   # one probe a line, {code, arg}; one reply a line, {ok, out}
+    req = json.loads(line)
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the probe: a fork of this process
+        os.close(r)
+        out, ok = io.StringIO(), True
+        try:
+            with contextlib.redirect_stdout(out):
+                exec(compile(req['code'], '<probe>', 'exec'), dict(__name__='__probe__', arg=req['arg']))
+        except BaseException as e:
+            out, ok = io.StringIO(f'{type(e).__name__}: {e}'), False
+        with os.fdopen(w, 'w') as f:
+            f.write(json.dumps(dict(ok=ok, out=out.getvalue())))
+        os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        reply = f.read()
+    status = os.waitpid(pid, 0)[1]
+    print(reply or json.dumps(dict(ok=False, out=f'it ended without a result (wait status {status})')), flush=True)
+"""
+_server = None   # the probe server of this process (started by the first probe, ends when this process does)
 
 def _run_probe(code: str, what: str, **arg) -> dict:
-    "The JSON that probe `code` (after `_MIB`'s header) prints last, run in a fresh process with `arg`."
-    r = subprocess.run([sys.executable, '-c', _MIB + code, json.dumps(arg)], capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f'{what} failed: {r.stderr.strip().splitlines()[-1]}')
-    return json.loads(r.stdout.strip().splitlines()[-1])
+    "The JSON that probe `code` (after `_MIB`'s header) prints last, run with `arg` in a process of its own."
+    global _server
+    if _server is None or _server.poll() is not None:
+        _server = subprocess.Popen([sys.executable, '-c', _SERVER, *PROBE_MODULES], stdin=subprocess.PIPE,
+                                   stdout=subprocess.PIPE, stderr=tempfile.TemporaryFile(), text=True)
+    _server.stdin.write(json.dumps(dict(code=_MIB + code, arg=arg)) + '\n')
+    _server.stdin.flush()
+    line = _server.stdout.readline()
+    if not line:   # the server itself failed (an import): its last error line
+        _server.stderr.seek(0)
+        text = _server.stderr.read().decode(errors='replace').strip().splitlines()
+        raise RuntimeError(f'{what}: the probe server ended: {text[-1] if text else _server.wait()}')
+    reply = json.loads(line)
+    if not reply['ok']:
+        raise RuntimeError(f'{what} failed: {reply["out"]}')
+    return json.loads(reply['out'].strip().splitlines()[-1])
 
 _PROBE = """
 from diffiml.inference import load_model
@@ -309,7 +348,7 @@ print(json.dumps(dict(height=h, width=w, seconds=time.perf_counter() - t0, loade
 """
 
 def prediction_memory(checkpoint, sizes=((750, 1000), (1500, 2000), (3000, 4000)), threads: int | None = None) -> list:
-    "Peak RSS (MiB) and seconds of predicting one image of each (height, width) in `sizes`, each in a fresh process."
+    "Peak RSS (MiB) and seconds of predicting one image of each (height, width) in `sizes`, each in its own process."
     return [_run_probe(_PROBE, f'prediction_memory: {w}x{h}', checkpoint=str(checkpoint), height=h, width=w,
                        threads=threads or torch.get_num_threads()) for h, w in sizes]
 
@@ -319,10 +358,10 @@ case = arg['case']
 from diffiml.data import read_pairs
 from diffiml.augment import IMLDataset
 from diffiml.metrics import image_row
-if case in ('epoch', 'evaluate'):   # the cases with a model: the others skip importing transformers and diffusers (5 s)
-    from diffiml.baseline import Baseline
-    from diffiml.inference import evaluate_dataset
-    from diffiml.train import fit
+from diffiml.baseline import Baseline
+from diffiml.inference import evaluate_dataset
+from diffiml.train import fit
+if case in ('epoch', 'evaluate'):   # the cases with a model
     torch.manual_seed(0)
     model = Baseline('resnet-tiny', 32, noise_stem='srm+bayar', image_size=128)
     model.trained_with = dict(resolution=dict(mode='native', size=128))
@@ -393,7 +432,7 @@ def _protocol_arg(tmp: Path, files: list, scale: float) -> dict:
 
 def data_memory(open_pairs=(10_000, 100_000), epoch: int = 10_000, evaluate=(400, 4_000), score=(8000, 8000),
                 protocol: float = 1.0, n_files: int = 8, threads: int | None = None, work_dir=None) -> list:
-    "Seconds and peak RSS (MiB) of opening, training on, evaluating and scoring data at scale, each in a fresh process."
+    "Seconds and peak RSS (MiB) of opening, training on, evaluating and scoring data at scale, each in its own process."
     cases = [('open', n) for n in open_pairs] + ([('epoch', epoch)] if epoch else [])
     cases += [('evaluate', n) for n in evaluate] + ([('score', 0)] if score else [])
     cases += [('protocol', 0)] if protocol else []
